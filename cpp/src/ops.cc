@@ -1,0 +1,113 @@
+#include "mobpose/ops.h"
+
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "mobpose/thread_pool.h"
+
+namespace mobpose {
+namespace {
+
+void require_positive(int64_t value, const char* name) {
+  if (value <= 0) {
+    throw std::invalid_argument(std::string(name) + " must be positive, got " +
+                                std::to_string(value));
+  }
+}
+
+// Product of dims, refusing sizes whose element count would not fit in a signed 64-bit index.
+int64_t checked_product(std::initializer_list<int64_t> dims, const char* name) {
+  int64_t total = 1;
+  for (int64_t d : dims) {
+    if (d != 0 && total > std::numeric_limits<int64_t>::max() / 16 / d) {
+      throw std::invalid_argument(std::string(name) + " is too large");
+    }
+    total *= d;
+  }
+  return total;
+}
+
+}  // namespace
+
+kernels::SoftArgmaxMode parse_softargmax_mode(const std::string& mode) {
+  if (mode == "exact") return kernels::SoftArgmaxMode::kExact;
+  if (mode == "taylor") return kernels::SoftArgmaxMode::kTaylor;
+  if (mode == "taylor_clamped") return kernels::SoftArgmaxMode::kTaylorClamped;
+  throw std::invalid_argument("mode must be 'exact', 'taylor' or 'taylor_clamped', got '" + mode +
+                              "'");
+}
+
+kernels::PriorMode parse_prior_mode(const std::string& prior) {
+  if (prior == "mul") return kernels::PriorMode::kMultiplicative;
+  if (prior == "add") return kernels::PriorMode::kAdditive;
+  throw std::invalid_argument("prior_mode must be 'mul' or 'add', got '" + prior + "'");
+}
+
+void soft_argmax_3d(const float* heatmaps, int64_t n, int64_t joints, int64_t depth, int64_t height,
+                    int64_t width, kernels::SoftArgmaxMode mode, float* xyz, float* peak,
+                    int num_threads) {
+  require_positive(n, "heatmaps.shape[0] (batch)");
+  require_positive(joints, "heatmaps.shape[1] (joints)");
+  require_positive(depth, "heatmaps.shape[2] (depth)");
+  require_positive(height, "heatmaps.shape[3] (height)");
+  require_positive(width, "heatmaps.shape[4] (width)");
+  const int64_t volume = checked_product({depth, height, width}, "heatmaps volume");
+  checked_product({n, joints, volume}, "heatmaps");
+  if (heatmaps == nullptr || xyz == nullptr || peak == nullptr) {
+    throw std::invalid_argument("soft_argmax_3d: null buffer");
+  }
+  const kernels::SoftArgmax3dFn fn = kernels::active_kernels().softargmax3d[static_cast<int>(mode)];
+  parallel_for(static_cast<size_t>(n * joints), num_threads, [&](size_t i) {
+    fn(heatmaps + i * volume, depth, height, width, xyz + 3 * i, peak + i);
+  });
+}
+
+void mqa_prior(const float* q, const float* k, const float* v, const float* prior, float prior_scale,
+               kernels::PriorMode mode, int64_t batch, int64_t heads, int64_t tokens, int64_t dh,
+               bool causal, float* out, int num_threads) {
+  require_positive(batch, "q.shape[0] (batch)");
+  require_positive(heads, "q.shape[1] (heads)");
+  require_positive(tokens, "q.shape[2] (tokens)");
+  require_positive(dh, "q.shape[3] (head dim)");
+  checked_product({batch, heads, tokens, dh}, "q");
+  checked_product({tokens, tokens}, "prior");
+  if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
+    throw std::invalid_argument("mqa_prior: null buffer");
+  }
+  // F = 1 + s * prior (multiplicative) or s * prior (additive), computed once for all batches.
+  std::vector<float> factor;
+  if (prior == nullptr) mode = kernels::PriorMode::kNone;
+  if (mode != kernels::PriorMode::kNone) {
+    factor.resize(static_cast<size_t>(tokens * tokens));
+    const float base = mode == kernels::PriorMode::kMultiplicative ? 1.f : 0.f;
+    for (size_t i = 0; i < factor.size(); ++i) factor[i] = base + prior_scale * prior[i];
+  }
+  const kernels::MqaFn fn = kernels::active_kernels().mqa[static_cast<int>(mode)];
+  const size_t rows = static_cast<size_t>(heads * tokens);
+  const size_t n = static_cast<size_t>(tokens), d = static_cast<size_t>(dh);
+  // Tasks: (batch element, chunk of query rows). One chunk per batch element when single-threaded;
+  // otherwise chunks of >= 16 rows (a multiple of the kernel's 4-row tile) so the per-task K
+  // transpose stays small next to the work.
+  const int threads = num_threads < 1 ? hardware_threads() : num_threads;
+  size_t chunk = rows;
+  if (threads > 1 && static_cast<size_t>(batch) < static_cast<size_t>(threads) * 4) {
+    const size_t want = static_cast<size_t>(threads) * 4 / static_cast<size_t>(batch);
+    chunk = (rows + want - 1) / want;
+    chunk = (chunk + 3) / 4 * 4;
+    if (chunk < 16) chunk = 16;
+  }
+  const size_t chunks = (rows + chunk - 1) / chunk;
+  const size_t scratch_floats = kernels::mqa_scratch_floats(n, d);
+  const float* f = factor.empty() ? nullptr : factor.data();
+  parallel_for(static_cast<size_t>(batch) * chunks, threads, [&](size_t task) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
+    const size_t b = task / chunks, c = task % chunks;
+    const size_t r0 = c * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    fn(q + b * rows * d, k + b * n * d, v + b * n * d, f, n, d, r0, r1, causal, out + b * rows * d,
+       scratch.data());
+  });
+}
+
+}  // namespace mobpose

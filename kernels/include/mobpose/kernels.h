@@ -1,0 +1,88 @@
+// mobpose kernels: raw, unchecked compute over contiguous float32 buffers.
+//
+// Two operations, each with a scalar reference that accumulates in double and is never optimised, and
+// SIMD variants (AVX2, AVX-512, NEON) chosen at run time in one place (dispatch.cc). Names follow
+// XNNPACK's habit, dtype_operation__isa_unroll, and the same name is used in the tests and benchmarks.
+//
+// Shapes are the caller's promise: these functions do no checking. The checked operators live in
+// cpp/include/mobpose/ops.h.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace mobpose::kernels {
+
+// How the probabilities of the soft-argmax are made from the logits x of one joint's volume.
+enum class SoftArgmaxMode : int {
+  kExact = 0,          // p = exp(x - max) / sum exp(x - max)
+  kTaylor = 1,         // p = f(x) / sum f(x), f(x) = 1 + x + x^2/2 = ((x + 1)^2 + 1) / 2 >= 1/2
+  kTaylorClamped = 2,  // p = f(max(x, -1)) / sum ...: monotonic in x
+};
+constexpr int kNumSoftArgmaxModes = 3;
+
+// How the structural prior enters the pre-softmax attention logits L (already scaled by 1/sqrt(d)).
+enum class PriorMode : int {
+  kNone = 0,            // L
+  kMultiplicative = 1,  // L * F, F = 1 + lambda*a*(Adj1 + Adj2) (the poster's form)
+  kAdditive = 2,        // L + F, F = lambda*a*(Adj1 + Adj2)
+};
+constexpr int kNumPriorModes = 3;
+
+// Soft-argmax of one joint's heatmap volume x[D][H][W] (W fastest).
+// Writes xyz[0..2] = expected (w, h, d) index in heatmap units and *peak = max_i p_i (a confidence).
+// A NaN anywhere in the volume gives NaN in xyz and peak.
+using SoftArgmax3dFn = void (*)(const float* x, size_t depth, size_t height, size_t width, float* xyz,
+                                float* peak);
+
+// Multi-query attention for one batch element: queries of all heads folded into rows.
+//   q:   [rows_total][dh]  (rows_total = heads * n, row r is token r % n of head r / n)
+//   k,v: [n][dh]           (one key head and one value head shared by all query heads)
+//   factor: [n][n] prior factor F (ignored for kNone; may be null then)
+//   out: [rows_total][dh]
+// Only rows [row_begin, row_end) are computed. causal: token i attends to tokens j <= i.
+// scratch must hold mqa_scratch_floats(n, dh) floats.
+using MqaFn = void (*)(const float* q, const float* k, const float* v, const float* factor, size_t n,
+                       size_t dh, size_t row_begin, size_t row_end, bool causal, float* out,
+                       float* scratch);
+
+size_t mqa_scratch_floats(size_t n, size_t dh);
+
+// Elementwise exp as used inside both kernels (vec_math.h), exposed so its error can be tested.
+using ExpFn = void (*)(const float* x, float* y, size_t n);
+
+// One ISA's kernels, indexed by mode.
+struct KernelSet {
+  const char* variant;  // "reference", "avx2", "avx512", "neon"
+  SoftArgmax3dFn softargmax3d[kNumSoftArgmaxModes];
+  const char* softargmax3d_names[kNumSoftArgmaxModes];
+  MqaFn mqa[kNumPriorModes];
+  const char* mqa_names[kNumPriorModes];
+  ExpFn exp;
+  const char* exp_name;
+};
+
+// The kernels in use. The first call picks the best variant the CPU supports, unless the environment
+// variable MOBPOSE_KERNEL_VARIANT names one ("reference" forces the double-precision reference).
+const KernelSet& active_kernels();
+// Every variant compiled in and supported by this CPU, best last; "reference" is always first.
+std::vector<std::string> available_variants();
+// Selects a variant by name ("auto" picks the best); false if unknown or unsupported here.
+bool set_variant(const std::string& name);
+// The set of a named variant, or null if unavailable.
+const KernelSet* find_variant(const std::string& name);
+
+// Reference kernels (double accumulation, plain loops).
+void f64acc_softargmax3d_exact__ref(const float*, size_t, size_t, size_t, float*, float*);
+void f64acc_softargmax3d_taylor__ref(const float*, size_t, size_t, size_t, float*, float*);
+void f64acc_softargmax3d_taylorclamp__ref(const float*, size_t, size_t, size_t, float*, float*);
+void f64_exp__ref(const float* x, float* y, size_t n);
+void f64acc_mqa_noprior__ref(const float*, const float*, const float*, const float*, size_t, size_t,
+                             size_t, size_t, bool, float*, float*);
+void f64acc_mqa_mulprior__ref(const float*, const float*, const float*, const float*, size_t, size_t,
+                              size_t, size_t, bool, float*, float*);
+void f64acc_mqa_addprior__ref(const float*, const float*, const float*, const float*, size_t, size_t,
+                              size_t, size_t, bool, float*, float*);
+
+}  // namespace mobpose::kernels

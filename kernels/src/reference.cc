@@ -1,0 +1,124 @@
+// Scalar references. Plain loops, double accumulation, never optimised: every fast variant is tested
+// against these.
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "mobpose/kernels.h"
+
+namespace mobpose::kernels {
+namespace {
+
+// f(x) = 1 + x + x^2/2 written as ((x + 1)^2 + 1) / 2, which stays +inf (not inf - inf) at x = -inf.
+double taylor2(double x) { return 0.5 * (x + 1.0) * (x + 1.0) + 0.5; }
+
+template <SoftArgmaxMode kMode>
+void softargmax3d_ref(const float* x, size_t depth, size_t height, size_t width, float* xyz,
+                      float* peak) {
+  const size_t volume = depth * height * width;
+  double shift = 0.0;
+  if (kMode == SoftArgmaxMode::kExact) {
+    shift = -std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < volume; ++i) shift = std::fmax(shift, static_cast<double>(x[i]));
+  }
+  double sum = 0.0, sx = 0.0, sy = 0.0, sz = 0.0, top = 0.0;
+  bool has_nan = false;
+  for (size_t d = 0; d < depth; ++d) {
+    for (size_t h = 0; h < height; ++h) {
+      for (size_t w = 0; w < width; ++w) {
+        const double xi = x[(d * height + h) * width + w];
+        has_nan |= std::isnan(xi);
+        double e;
+        if (kMode == SoftArgmaxMode::kExact) {
+          e = std::exp(xi - shift);
+        } else if (kMode == SoftArgmaxMode::kTaylor) {
+          e = taylor2(xi);
+        } else {
+          e = taylor2(std::fmax(xi, -1.0));
+        }
+        sum += e;
+        sx += e * static_cast<double>(w);
+        sy += e * static_cast<double>(h);
+        sz += e * static_cast<double>(d);
+        top = std::fmax(top, e);
+      }
+    }
+  }
+  if (has_nan) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    xyz[0] = xyz[1] = xyz[2] = *peak = nan;
+    return;
+  }
+  xyz[0] = static_cast<float>(sx / sum);
+  xyz[1] = static_cast<float>(sy / sum);
+  xyz[2] = static_cast<float>(sz / sum);
+  *peak = static_cast<float>(top / sum);
+}
+
+template <PriorMode kPrior>
+void mqa_ref(const float* q, const float* k, const float* v, const float* factor, size_t n, size_t dh,
+             size_t row_begin, size_t row_end, bool causal, float* out, float* /*scratch*/) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  std::vector<double> logits(n), acc(dh);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const size_t i = r % n;
+    const size_t len = causal ? i + 1 : n;
+    double top = -std::numeric_limits<double>::infinity();
+    bool has_nan = false;
+    for (size_t j = 0; j < len; ++j) {
+      double dot = 0.0;
+      for (size_t c = 0; c < dh; ++c) dot += static_cast<double>(q[r * dh + c]) * k[j * dh + c];
+      double l = dot * scale;
+      if (kPrior == PriorMode::kMultiplicative) l *= factor[i * n + j];
+      if (kPrior == PriorMode::kAdditive) l += factor[i * n + j];
+      logits[j] = l;
+      has_nan |= std::isnan(l);
+      top = std::fmax(top, l);
+    }
+    double sum = 0.0;
+    for (size_t j = 0; j < len; ++j) {
+      logits[j] = std::exp(logits[j] - top);
+      sum += logits[j];
+    }
+    for (size_t c = 0; c < dh; ++c) acc[c] = 0.0;
+    for (size_t j = 0; j < len; ++j) {
+      for (size_t c = 0; c < dh; ++c) acc[c] += logits[j] * v[j * dh + c];
+    }
+    for (size_t c = 0; c < dh; ++c) {
+      out[r * dh + c] = has_nan ? std::numeric_limits<float>::quiet_NaN()
+                                : static_cast<float>(acc[c] / sum);
+    }
+  }
+}
+
+}  // namespace
+
+void f64_exp__ref(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(std::exp(static_cast<double>(x[i])));
+}
+
+void f64acc_softargmax3d_exact__ref(const float* x, size_t d, size_t h, size_t w, float* xyz,
+                                    float* peak) {
+  softargmax3d_ref<SoftArgmaxMode::kExact>(x, d, h, w, xyz, peak);
+}
+void f64acc_softargmax3d_taylor__ref(const float* x, size_t d, size_t h, size_t w, float* xyz,
+                                     float* peak) {
+  softargmax3d_ref<SoftArgmaxMode::kTaylor>(x, d, h, w, xyz, peak);
+}
+void f64acc_softargmax3d_taylorclamp__ref(const float* x, size_t d, size_t h, size_t w, float* xyz,
+                                          float* peak) {
+  softargmax3d_ref<SoftArgmaxMode::kTaylorClamped>(x, d, h, w, xyz, peak);
+}
+
+#define MOBPOSE_MQA_REF(NAME, MODE)                                                                 \
+  void NAME(const float* q, const float* k, const float* v, const float* f, size_t n, size_t dh,   \
+            size_t rb, size_t re, bool causal, float* out, float* scratch) {                       \
+    mqa_ref<MODE>(q, k, v, f, n, dh, rb, re, causal, out, scratch);                                \
+  }
+MOBPOSE_MQA_REF(f64acc_mqa_noprior__ref, PriorMode::kNone)
+MOBPOSE_MQA_REF(f64acc_mqa_mulprior__ref, PriorMode::kMultiplicative)
+MOBPOSE_MQA_REF(f64acc_mqa_addprior__ref, PriorMode::kAdditive)
+#undef MOBPOSE_MQA_REF
+
+}  // namespace mobpose::kernels

@@ -1,0 +1,56 @@
+// AVX-512F vector of 16 floats for the kernel templates (softargmax_impl.h, mqa_impl.h).
+// Include only from a translation unit compiled with -mavx512f -mavx512dq.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mobpose::kernels {
+
+struct VecAvx512 {
+  using V = __m512;
+  static constexpr size_t kWidth = 16;
+  static constexpr const char* kSuffix = "avx512";
+
+  static __mmask16 first(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V iota() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  // Lanes >= n are 0 and their memory is never touched.
+  static V load_tail(const float* p, size_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void store_tail(float* p, V v, size_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  // Lanes >= n replaced by `fill`.
+  static V fill_tail(V v, size_t n, float fill) {
+    return _mm512_mask_mov_ps(_mm512_set1_ps(fill), first(n), v);
+  }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  // x86 max/min return the second operand when either is NaN: callers put the data second.
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V round_nearest(V v) {
+    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // 2^n for integral n in [-126, 127], built in the exponent field.
+  static V pow2_int(V n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
+  // Lanes where x < bound become 0 (a NaN x is kept).
+  static V zero_where_less(V x, V bound, V v) {
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(x, bound, _CMP_LT_OQ), _mm512_setzero_ps());
+  }
+  static double hsum_f64(V v) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+  }
+  static float hmax(V v) { return _mm512_reduce_max_ps(v); }
+};
+
+}  // namespace mobpose::kernels

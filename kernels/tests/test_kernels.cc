@@ -1,0 +1,259 @@
+// Every fast kernel variant against the double-accumulating reference, at sizes below, equal to and
+// above each vector width (tails), and on adversarial inputs. Exit code 0 = all passed.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mobpose/kernels.h"
+#include "test_util.h"
+
+using namespace mobpose::kernels;
+
+namespace {
+
+// ---- Tolerances (fast float kernel vs double reference), one place, each with its reason ----------
+// exp: degree-7 polynomial after Cody-Waite reduction; 1 ulp seen (7.4e-8); 4e-7 (about 3 ulp) flags
+// any regression in the reduction or coefficients. Below -87.34 the fast exp flushes to 0.
+constexpr double kExpRelTol = 4e-7;
+// soft-argmax coordinates: float sums over one plane (<= 4096 terms over 8-16 lanes) before the double
+// depth sum, and ~2 ulp in exp; seen <= 3e-6 * extent on 64^3. 2e-5 * (extent) + 1e-5 absolute.
+constexpr double kSoftArgmaxCoordRel = 2e-5, kSoftArgmaxCoordAbs = 1e-5;
+// peak probability: the same sums, relative to the peak itself.
+constexpr double kSoftArgmaxPeakRel = 2e-5;
+// attention output: float dot products of length dh and float softmax sums over <= 243 terms; seen
+// <= 1e-5 relative to max|v| at logits of order 1. With logits of order 1e4 the float logit itself
+// is off by about sqrt(dh) * 2^-24 * sum_c |q_c k_c| / sqrt(dh) (a dot product's rounding), and a
+// logit error dl moves the output by up to 2 * dl * max|v|; that term is added per row (seen 6e-4
+// absolute there, the bound gives ~1e-2): it is float arithmetic, not a kernel bug.
+constexpr double kMqaRel = 2e-5;
+constexpr double kFloatEps = 5.96e-8;
+// -----------------------------------------------------------------------------------------------
+
+void test_exp(const KernelSet& ks, Test& t) {
+  std::vector<float> x, y(0), yr(0);
+  for (double v = -87.0; v <= 88.0; v += 0.0137) x.push_back(static_cast<float>(v));
+  const float specials[] = {0.f, -0.f, 1e-30f, -1e-30f, -88.f, -100.f, -1e4f,
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN()};
+  for (float s : specials) x.push_back(s);
+  y.resize(x.size());
+  ks.exp(x.data(), y.data(), x.size());
+  double worst = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(static_cast<double>(x[i]));
+    if (std::isnan(x[i])) {
+      t.check(std::isnan(y[i]), "%s: exp(NaN) must be NaN, got %g", ks.exp_name, y[i]);
+    } else if (x[i] < -87.34f) {  // denormal range: the fast exp flushes to 0
+      t.check(y[i] == 0.f || std::string(ks.variant) == "reference",
+              "%s: exp(%g) must flush to 0, got %g", ks.exp_name, x[i], y[i]);
+    } else {
+      const double rel = std::fabs(y[i] - want) / want;
+      worst = rel > worst ? rel : worst;
+    }
+  }
+  t.check(worst <= kExpRelTol, "%s: max relative error %.3g > %.3g", ks.exp_name, worst, kExpRelTol);
+  std::printf("  %s: max relative error %.3g over [-87, 88]\n", ks.exp_name, worst);
+}
+
+enum class Fill { kRandom, kPeak, kFlat, kHuge, kNaN, kPosInf, kNegInf };
+const char* fill_name(Fill f) {
+  switch (f) {
+    case Fill::kRandom: return "random";
+    case Fill::kPeak: return "peak";
+    case Fill::kFlat: return "flat";
+    case Fill::kHuge: return "+-1e4";
+    case Fill::kNaN: return "nan";
+    case Fill::kPosInf: return "+inf";
+    case Fill::kNegInf: return "-inf";
+  }
+  return "?";
+}
+
+void fill_volume(std::vector<float>& x, Fill fill, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.f, 2.f);
+  std::uniform_int_distribution<size_t> pos(0, x.size() - 1);
+  switch (fill) {
+    case Fill::kRandom:
+      for (float& v : x) v = normal(rng);
+      break;
+    case Fill::kPeak:
+      for (float& v : x) v = normal(rng) * 0.1f - 3.f;
+      x[pos(rng)] = 60.f;
+      break;
+    case Fill::kFlat:
+      for (float& v : x) v = 0.25f;
+      break;
+    case Fill::kHuge: {
+      std::uniform_int_distribution<int> coin(0, 1);
+      for (float& v : x) v = coin(rng) ? 1e4f : -1e4f;
+      break;
+    }
+    case Fill::kNaN:
+      for (float& v : x) v = normal(rng);
+      x[pos(rng)] = std::numeric_limits<float>::quiet_NaN();
+      break;
+    case Fill::kPosInf:
+      for (float& v : x) v = normal(rng);
+      x[pos(rng)] = std::numeric_limits<float>::infinity();
+      break;
+    case Fill::kNegInf:
+      for (float& v : x) v = normal(rng);
+      x[pos(rng)] = -std::numeric_limits<float>::infinity();
+      x[0] = -std::numeric_limits<float>::infinity();
+      break;
+  }
+}
+
+void test_softargmax(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(1234);
+  // Widths around 4, 8 and 16 lanes and the ConvNeXtPose sizes; depth/height small except the real ones.
+  const size_t widths[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64};
+  struct Dims { size_t d, h, w; };
+  std::vector<Dims> dims;
+  for (size_t w : widths) dims.push_back({3, 5, w});
+  dims.push_back({32, 32, 32});
+  dims.push_back({64, 64, 64});
+  dims.push_back({1, 1, 1});
+  const Fill fills[] = {Fill::kRandom, Fill::kPeak, Fill::kFlat, Fill::kHuge,
+                        Fill::kNaN,    Fill::kPosInf, Fill::kNegInf};
+  for (int mode = 0; mode < kNumSoftArgmaxModes; ++mode) {
+    double worst = 0.0;
+    for (const Dims& dm : dims) {
+      // Buffers are sized exactly, so a read past a tail is caught by the AddressSanitizer build
+      // that .ci/run also runs.
+      const size_t volume = dm.d * dm.h * dm.w;
+      for (Fill fill : fills) {
+        if (volume == 1 && fill != Fill::kRandom) continue;
+        std::vector<float> x(volume);
+        fill_volume(x, fill, rng);
+        float want[3], want_peak, got[3], got_peak;
+        ref.softargmax3d[mode](x.data(), dm.d, dm.h, dm.w, want, &want_peak);
+        ks.softargmax3d[mode](x.data(), dm.d, dm.h, dm.w, got, &got_peak);
+        const double extent[3] = {double(dm.w), double(dm.h), double(dm.d)};
+        for (int c = 0; c < 3; ++c) {
+          const double tol = kSoftArgmaxCoordAbs + kSoftArgmaxCoordRel * extent[c];
+          const char* what = ks.softargmax3d_names[mode];
+          if (!t.check_close(got[c], want[c], tol, "%s %zux%zux%zu %s coord %d", what, dm.d, dm.h,
+                             dm.w, fill_name(fill), c)) {
+            break;
+          }
+          if (std::isfinite(want[c])) {
+            const double e = std::fabs(got[c] - want[c]) / extent[c];
+            worst = e > worst ? e : worst;
+          }
+        }
+        t.check_close(got_peak, want_peak, kSoftArgmaxPeakRel * std::fabs(want_peak) + 1e-12,
+                      "%s %zux%zux%zu %s peak", ks.softargmax3d_names[mode], dm.d, dm.h, dm.w,
+                      fill_name(fill));
+        if (fill == Fill::kNaN) {
+          t.check(std::isnan(got[0]) && std::isnan(got[1]) && std::isnan(got[2]),
+                  "%s: NaN in must give NaN out", ks.softargmax3d_names[mode]);
+        }
+      }
+    }
+    std::printf("  %s: max coordinate error / extent %.3g\n", ks.softargmax3d_names[mode], worst);
+  }
+}
+
+void test_mqa(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const size_t tokens[] = {1, 3, 4, 5, 8, 15, 16, 17, 18, 27, 33, 81, 243};
+  const size_t dims[] = {1, 3, 4, 7, 8, 16, 17, 32};
+  const size_t heads_list[] = {1, 3, 8};
+  double worst = 0.0;
+  for (int prior = 0; prior < kNumPriorModes; ++prior) {
+    for (size_t n : tokens) {
+      for (size_t dh : dims) {
+        if (n == 243 && dh != 16 && dh != 17) continue;
+        for (size_t heads : heads_list) {
+          for (int causal = 0; causal < 2; ++causal) {
+            for (int adversarial = 0; adversarial < 3; ++adversarial) {
+              const size_t rows = heads * n;
+              std::vector<float> q(rows * dh), k(n * dh), v(n * dh), f(n * n);
+              const float qs = adversarial == 1 ? 300.f : 1.f;  // logits of order 1e4
+              for (float& x : q) x = normal(rng) * qs;
+              for (float& x : k) x = normal(rng) * (adversarial == 1 ? 30.f : 1.f);
+              for (float& x : v) x = normal(rng);
+              for (float& x : f) x = prior == 1 ? 1.f + 0.5f * normal(rng) : normal(rng);
+              size_t nan_row = rows, nan_token = n;
+              if (adversarial == 2) {  // a NaN query row and a NaN value token
+                nan_row = rows / 2;
+                q[nan_row * dh] = std::numeric_limits<float>::quiet_NaN();
+                nan_token = n / 2;
+                v[nan_token * dh + dh - 1] = std::numeric_limits<float>::quiet_NaN();
+              }
+              // A partial row range with an unaligned start, as the threaded operator issues.
+              const size_t rb = rows > 5 ? 1 : 0, re = rows > 5 ? rows - 1 : rows;
+              std::vector<float> want(rows * dh, -7.f), got(rows * dh, -7.f);
+              std::vector<float> scratch(mqa_scratch_floats(n, dh), 12345.f);
+              ref.mqa[prior](q.data(), k.data(), v.data(), f.data(), n, dh, rb, re, causal,
+                             want.data(), scratch.data());
+              ks.mqa[prior](q.data(), k.data(), v.data(), f.data(), n, dh, rb, re, causal,
+                            got.data(), scratch.data());
+              double vmax = 0.0;
+              for (float x : v) vmax = std::isfinite(x) ? std::fmax(vmax, std::fabs(x)) : vmax;
+              double fmax = 1.0;
+              for (float x : f) fmax = std::fmax(fmax, std::fabs(x));
+              for (size_t r = 0; r < rows; ++r) {
+                double dot_abs = 0.0;  // max_j sum_c |q_rc k_jc| / sqrt(dh), the logit's scale
+                for (size_t j = 0; j < n; ++j) {
+                  double s = 0.0;
+                  for (size_t c = 0; c < dh; ++c) s += std::fabs(q[r * dh + c] * k[j * dh + c]);
+                  dot_abs = std::fmax(dot_abs, s / std::sqrt(double(dh)));
+                }
+                const double tol =
+                    vmax * (kMqaRel + 2.0 * std::sqrt(double(dh)) * kFloatEps * dot_abs * fmax);
+                for (size_t c = 0; c < dh; ++c) {
+                  const size_t i = r * dh + c;
+                  if (r < rb || r >= re) {
+                    t.check(got[i] == -7.f, "%s wrote outside its row range", ks.mqa_names[prior]);
+                    continue;
+                  }
+                  if (!t.check_close(got[i], want[i], tol,
+                                     "%s n=%zu dh=%zu heads=%zu causal=%d adv=%d row %zu ch %zu",
+                                     ks.mqa_names[prior], n, dh, heads, causal, adversarial, r, c)) {
+                    r = rows;
+                    break;
+                  }
+                  if (std::isfinite(want[i])) worst = std::fmax(worst, std::fabs(got[i] - want[i]) / vmax);
+                }
+              }
+              if (adversarial == 2 && nan_row >= rb && nan_row < re) {
+                t.check(std::isnan(got[nan_row * dh]), "%s: NaN query row must give NaN",
+                        ks.mqa_names[prior]);
+                // Causal rows before the NaN value token never see it.
+                if (causal && nan_token > 0 && rb == 0) {
+                  t.check(!std::isnan(got[(nan_token - 1) * dh + dh - 1]),
+                          "%s: a causal row saw a future NaN value", ks.mqa_names[prior]);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("  %s..: max error / max|v| %.3g\n", ks.mqa_names[0], worst);
+}
+
+}  // namespace
+
+int main() {
+  Test t;
+  const KernelSet* ref = find_variant("reference");
+  t.check(ref != nullptr, "reference variant missing");
+  for (const std::string& name : available_variants()) {
+    const KernelSet* ks = find_variant(name);
+    std::printf("variant %s\n", name.c_str());
+    test_exp(*ks, t);
+    if (name == "reference") continue;
+    test_softargmax(*ks, *ref, t);
+    test_mqa(*ks, *ref, t);
+  }
+  return t.finish("test_kernels");
+}
