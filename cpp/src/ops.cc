@@ -75,31 +75,33 @@ void mqa_prior(const float* q, const float* k, const float* v, const float* prio
   if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
     throw std::invalid_argument("mqa_prior: null buffer");
   }
-  // F = 1 + s * prior (multiplicative) or s * prior (additive), computed once for all batches.
-  std::vector<float> factor;
-  if (prior == nullptr) mode = kernels::PriorMode::kNone;
-  if (mode != kernels::PriorMode::kNone) {
-    factor.resize(static_cast<size_t>(tokens * tokens));
-    const float base = mode == kernels::PriorMode::kMultiplicative ? 1.f : 0.f;
-    for (size_t i = 0; i < factor.size(); ++i) factor[i] = base + prior_scale * prior[i];
-  }
-  const kernels::MqaFn fn = kernels::active_kernels().mqa[static_cast<int>(mode)];
   const size_t rows = static_cast<size_t>(heads * tokens);
   const size_t n = static_cast<size_t>(tokens), d = static_cast<size_t>(dh);
+  // F = 1 + s * prior (multiplicative) or s * prior (additive), once for all batch elements, in the
+  // kernels' layout.
+  std::vector<float> factor_t;
+  if (prior == nullptr) mode = kernels::PriorMode::kNone;
+  if (mode != kernels::PriorMode::kNone) {
+    std::vector<float> factor(n * n);
+    const float base = mode == kernels::PriorMode::kMultiplicative ? 1.f : 0.f;
+    for (size_t i = 0; i < n * n; ++i) factor[i] = base + prior_scale * prior[i];
+    factor_t.resize(n * (n + kernels::kMqaFactorPad));
+    kernels::mqa_factor_transpose(factor.data(), n, factor_t.data());
+  }
+  const kernels::MqaFn fn = kernels::active_kernels().mqa[static_cast<int>(mode)];
   // Tasks: (batch element, chunk of query rows). One chunk per batch element when single-threaded;
-  // otherwise chunks of >= 16 rows (a multiple of the kernel's 4-row tile) so the per-task K
-  // transpose stays small next to the work.
+  // otherwise chunks of >= 16 rows (a multiple of every vector width) so that threads share out
+  // even a single batch element.
   const int threads = num_threads < 1 ? hardware_threads() : num_threads;
   size_t chunk = rows;
   if (threads > 1 && static_cast<size_t>(batch) < static_cast<size_t>(threads) * 4) {
     const size_t want = static_cast<size_t>(threads) * 4 / static_cast<size_t>(batch);
     chunk = (rows + want - 1) / want;
-    chunk = (chunk + 3) / 4 * 4;
-    if (chunk < 16) chunk = 16;
+    chunk = (chunk + 15) / 16 * 16;
   }
   const size_t chunks = (rows + chunk - 1) / chunk;
   const size_t scratch_floats = kernels::mqa_scratch_floats(n, d);
-  const float* f = factor.empty() ? nullptr : factor.data();
+  const float* f = factor_t.empty() ? nullptr : factor_t.data();
   parallel_for(static_cast<size_t>(batch) * chunks, threads, [&](size_t task) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);

@@ -17,7 +17,7 @@ const KernelSet* avx512_kernel_set();
 const KernelSet* neon_kernel_set();
 #endif
 
-size_t mqa_scratch_floats(size_t n, size_t dh) { return (dh + kMqaRows) * mqa_padded(n); }
+size_t mqa_scratch_floats(size_t n, size_t dh) { return (2 * dh + n) * kMqaMaxWidth; }
 
 namespace {
 

@@ -1,6 +1,6 @@
 // Defines one ISA's KernelSet from the templates. Included once by each isa_*.cc, after its vec_*.h.
 // MOBPOSE_DEFINE_KERNEL_SET(Vec, isa, unroll) gives `const KernelSet* isa_kernel_set()`, with kernels
-// named f32_softargmax3d_<mode>__<isa>_u<unroll> and f32_mqa_<prior>__<isa>_r4 (4 query rows a tile).
+// named f32_softargmax3d_<mode>__<isa>_u<unroll> and f32_mqa_<prior>__<isa>_u<unroll> (a vector of query rows a tile).
 #pragma once
 
 #include "mobpose/kernels.h"
@@ -27,8 +27,8 @@
          "f32_softargmax3d_taylorclamp__" MOBPOSE_STR(ISA) "_u" MOBPOSE_STR(UNROLL)},                \
         {&mqa<VEC, PriorMode::kNone>, &mqa<VEC, PriorMode::kMultiplicative>,                         \
          &mqa<VEC, PriorMode::kAdditive>},                                                           \
-        {"f32_mqa_noprior__" MOBPOSE_STR(ISA) "_r4", "f32_mqa_mulprior__" MOBPOSE_STR(ISA) "_r4",    \
-         "f32_mqa_addprior__" MOBPOSE_STR(ISA) "_r4"},                                               \
+        {"f32_mqa_noprior__" MOBPOSE_STR(ISA) "_u" MOBPOSE_STR(UNROLL), "f32_mqa_mulprior__" MOBPOSE_STR(ISA) "_u" MOBPOSE_STR(UNROLL),    \
+         "f32_mqa_addprior__" MOBPOSE_STR(ISA) "_u" MOBPOSE_STR(UNROLL)},                                               \
         &f32_vexp__##ISA,                                                                            \
         "f32_vexp__" MOBPOSE_STR(ISA),                                                               \
     };                                                                                               \

@@ -1,13 +1,17 @@
 // Multi-query attention with a structural prior, written once over a vector type (vec_*.h).
 //
-// For one batch element, the H query heads are folded into rows (row r = head r/n, token r%n), all
-// sharing one key and one value head. Per block of kRows rows:
-//   1. logits: L[r][j] = sum_c q[r][c] * K^T[c][j], vectorised over j with K transposed once per call
-//      into scratch (zero padded to a multiple of the vector width), kRows rows per K^T load;
-//   2. per row: L = L / sqrt(dh), then L * F[i][j] (multiplicative prior) or L + F[i][j] (additive),
-//      causal rows keep j <= i; softmax with max subtraction and the vector exp of vec_math.h;
-//   3. out[r] = sum_j p[r][j] * V[j], vectorised over channels, kRows rows per V load; in causal mode
-//      a row never reads values past its own token, so a NaN in a future value cannot leak back.
+// For one batch element the H query heads are folded into rows (row r = head r/n, token r%n), all
+// sharing one key and one value head. The kernel puts kWidth consecutive rows in the lanes of a
+// vector, so that the softmax over keys is plain lane-wise arithmetic (no horizontal reductions) and
+// every lane is used whatever n is (a block may wrap from one head into the next). Per block:
+//   1. Q^T: the block's rows transposed into qt[c][lane];
+//   2. logits: for each key j, l[j] = (sum_c qt[c] * k[j][c]) / sqrt(dh) (four keys share each qt
+//      load), then l * F (multiplicative prior) or l + F (additive), the block's F[token][j] read
+//      as one contiguous vector of factor_t; causal lanes whose token is before j get -inf;
+//   3. softmax over j lane-wise: m = max_j l, e = exp(l - m), p = e / sum_j e (exp of vec_math.h);
+//   4. out^T[c] = sum_j p[j] * v[j][c] (four channels share each p load); a lane whose token is
+//      before j keeps its sum unchanged, so a NaN in a future value never reaches it;
+//   5. out^T transposed back into the rows.
 #pragma once
 
 #include <cmath>
@@ -19,102 +23,108 @@
 
 namespace mobpose::kernels {
 
-constexpr size_t kMqaRows = 4;
-constexpr size_t kMqaMaxWidth = 16;  // widest vector, for the scratch padding
-
-inline size_t mqa_padded(size_t n) { return (n + kMqaMaxWidth - 1) / kMqaMaxWidth * kMqaMaxWidth; }
+constexpr size_t kMqaMaxWidth = 16;  // widest vector; scratch is sized for it
+static_assert(kMqaFactorPad >= kMqaMaxWidth, "factor_t must cover a whole vector of tokens");
 
 template <class Vec, PriorMode kPrior>
-void mqa(const float* q, const float* k, const float* v, const float* factor, size_t n, size_t dh,
+void mqa(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh,
          size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
-  const size_t np = mqa_padded(n);
-  float* kt = scratch;           // [dh][np]
-  float* prob = kt + dh * np;    // [kMqaRows][np]
-  for (size_t c = 0; c < dh; ++c) {
-    for (size_t j = 0; j < n; ++j) kt[c * np + j] = k[j * dh + c];
-    for (size_t j = n; j < np; ++j) kt[c * np + j] = 0.f;
-  }
+  float* qt = scratch;          // [dh][kW]
+  float* lg = qt + dh * kW;     // [n][kW] logits, then exp(logit - max)
+  float* ot = lg + n * kW;      // [dh][kW]
   const V scale = Vec::set1(static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh))));
-  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
 
-  for (size_t r0 = row_begin; r0 < row_end; r0 += kMqaRows) {
-    const size_t rows = row_end - r0 < kMqaRows ? row_end - r0 : kMqaRows;
-    size_t token[kMqaRows], len[kMqaRows];
-    size_t min_len = n, max_len = 0;
-    for (size_t ri = 0; ri < rows; ++ri) {
-      token[ri] = (r0 + ri) % n;
-      len[ri] = causal ? token[ri] + 1 : n;
-      min_len = len[ri] < min_len ? len[ri] : min_len;
-      max_len = len[ri] > max_len ? len[ri] : max_len;
+  for (size_t r0 = row_begin; r0 < row_end; r0 += kW) {
+    const size_t lanes = row_end - r0 < kW ? row_end - r0 : kW;
+    // Tokens of the lanes (consecutive modulo n); unused lanes get a token past every key.
+    alignas(64) float tok[kMqaMaxWidth];
+    const size_t t0 = r0 % n;
+    size_t max_tok = 0;
+    for (size_t l = 0, t = t0; l < kW; ++l) {
+      tok[l] = static_cast<float>(l < lanes ? t : n);
+      if (l < lanes) max_tok = t > max_tok ? t : max_tok;
+      t = t + 1 == n ? 0 : t + 1;
     }
-    // 1. logits for j < max_len (whole vectors: kt and prob are padded).
-    for (size_t j0 = 0; j0 < max_len; j0 += kW) {
-      V acc[kMqaRows];
-      for (size_t ri = 0; ri < kMqaRows; ++ri) acc[ri] = Vec::zero();
+    const V tokv = Vec::load(tok);
+    const size_t keys = causal ? max_tok + 1 : n;
+    // 1. Q^T.
+    for (size_t c = 0; c < dh; ++c) {
+      for (size_t l = 0; l < kW; ++l) qt[c * kW + l] = l < lanes ? q[(r0 + l) * dh + c] : 0.f;
+    }
+    // 2. logits, four keys at a time, and their running max.
+    V m = neg_inf;
+    auto finish_logit = [&](V acc, size_t j) {
+      V l = Vec::mul(acc, scale);
+      if constexpr (kPrior != PriorMode::kNone) {
+        const float* f = factor_t + j * (n + kMqaFactorPad) + t0;
+        const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
+        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(l, fv) : Vec::add(l, fv);
+      }
+      if (causal) l = Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l);
+      Vec::store(lg + j * kW, l);
+      m = Vec::max(m, l);
+    };
+    size_t j = 0;
+    for (; j + 4 <= keys; j += 4) {
+      V a0 = Vec::zero(), a1 = Vec::zero(), a2 = Vec::zero(), a3 = Vec::zero();
+      const float* k0 = k + j * dh;
       for (size_t c = 0; c < dh; ++c) {
-        const V kv = Vec::load(kt + c * np + j0);
-        for (size_t ri = 0; ri < rows; ++ri) {
-          acc[ri] = Vec::fmadd(Vec::set1(q[(r0 + ri) * dh + c]), kv, acc[ri]);
-        }
+        const V qc = Vec::load(qt + c * kW);
+        a0 = Vec::fmadd(qc, Vec::set1(k0[c]), a0);
+        a1 = Vec::fmadd(qc, Vec::set1(k0[dh + c]), a1);
+        a2 = Vec::fmadd(qc, Vec::set1(k0[2 * dh + c]), a2);
+        a3 = Vec::fmadd(qc, Vec::set1(k0[3 * dh + c]), a3);
       }
-      for (size_t ri = 0; ri < rows; ++ri) Vec::store(prob + ri * np + j0, acc[ri]);
+      finish_logit(a0, j);
+      finish_logit(a1, j + 1);
+      finish_logit(a2, j + 2);
+      finish_logit(a3, j + 3);
     }
-    // 2. scale, prior, mask, softmax; lanes past a row's length are -inf, then 0.
-    for (size_t ri = 0; ri < rows; ++ri) {
-      float* p = prob + ri * np;
-      const float* f = factor + token[ri] * n;
-      const size_t m = len[ri];
-      V vmax = Vec::set1(neg_inf);
-      for (size_t j0 = 0; j0 < m; j0 += kW) {
-        const size_t cnt = m - j0 < kW ? m - j0 : kW;
-        V l = Vec::mul(Vec::load(p + j0), scale);
-        if constexpr (kPrior == PriorMode::kMultiplicative) {
-          l = Vec::mul(l, cnt == kW ? Vec::load(f + j0) : Vec::load_tail(f + j0, cnt));
-        } else if constexpr (kPrior == PriorMode::kAdditive) {
-          l = Vec::add(l, cnt == kW ? Vec::load(f + j0) : Vec::load_tail(f + j0, cnt));
-        }
-        if (cnt != kW) l = Vec::fill_tail(l, cnt, neg_inf);
-        Vec::store(p + j0, l);
-        vmax = Vec::max(vmax, l);
-      }
-      const V top = Vec::set1(Vec::hmax(vmax));
-      V vsum = Vec::zero();
-      for (size_t j0 = 0; j0 < m; j0 += kW) {
-        const size_t cnt = m - j0 < kW ? m - j0 : kW;
-        V e = vexp<Vec>(Vec::sub(Vec::load(p + j0), top));
-        if (cnt != kW) e = Vec::fill_tail(e, cnt, 0.f);
-        Vec::store(p + j0, e);
-        vsum = Vec::add(vsum, e);
-      }
-      const V inv = Vec::set1(static_cast<float>(1.0 / Vec::hsum_f64(vsum)));
-      for (size_t j0 = 0; j0 < m; j0 += kW) Vec::store(p + j0, Vec::mul(Vec::load(p + j0), inv));
+    for (; j < keys; ++j) {
+      V a0 = Vec::zero();
+      for (size_t c = 0; c < dh; ++c) a0 = Vec::fmadd(Vec::load(qt + c * kW), Vec::set1(k[j * dh + c]), a0);
+      finish_logit(a0, j);
     }
-    // 3. out = P V over channel chunks; tokens [min_len, len) only for the rows that see them.
-    for (size_t c0 = 0; c0 < dh; c0 += kW) {
-      const size_t cnt = dh - c0 < kW ? dh - c0 : kW;
-      V acc[kMqaRows];
-      for (size_t ri = 0; ri < kMqaRows; ++ri) acc[ri] = Vec::zero();
-      for (size_t j = 0; j < max_len; ++j) {
-        const float* vr = v + j * dh + c0;
-        const V vv = cnt == kW ? Vec::load(vr) : Vec::load_tail(vr, cnt);
-        if (j < min_len) {
-          for (size_t ri = 0; ri < rows; ++ri) acc[ri] = Vec::fmadd(Vec::set1(prob[ri * np + j]), vv, acc[ri]);
-        } else {
-          for (size_t ri = 0; ri < rows; ++ri) {
-            if (j < len[ri]) acc[ri] = Vec::fmadd(Vec::set1(prob[ri * np + j]), vv, acc[ri]);
-          }
-        }
+    // 3. softmax over keys, lane-wise (masked logits are -inf, so their e is exactly 0).
+    V sum = Vec::zero();
+    for (j = 0; j < keys; ++j) {
+      const V e = vexp<Vec>(Vec::sub(Vec::load(lg + j * kW), m));
+      Vec::store(lg + j * kW, e);
+      sum = Vec::add(sum, e);
+    }
+    const V inv = Vec::div(Vec::set1(1.f), sum);
+    // 4. out^T = P^T V, four channels at a time. In causal mode a lane skips keys after its token.
+    auto accumulate = [&](V acc, V p, float vj, size_t key) {
+      const V upd = Vec::fmadd(p, Vec::set1(vj), acc);
+      return causal ? Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, upd) : upd;
+    };
+    size_t c = 0;
+    for (; c + 4 <= dh; c += 4) {
+      V o0 = Vec::zero(), o1 = Vec::zero(), o2 = Vec::zero(), o3 = Vec::zero();
+      for (j = 0; j < keys; ++j) {
+        const V p = Vec::load(lg + j * kW);
+        const float* vj = v + j * dh + c;
+        o0 = accumulate(o0, p, vj[0], j);
+        o1 = accumulate(o1, p, vj[1], j);
+        o2 = accumulate(o2, p, vj[2], j);
+        o3 = accumulate(o3, p, vj[3], j);
       }
-      for (size_t ri = 0; ri < rows; ++ri) {
-        float* o = out + (r0 + ri) * dh + c0;
-        if (cnt == kW) {
-          Vec::store(o, acc[ri]);
-        } else {
-          Vec::store_tail(o, acc[ri], cnt);
-        }
-      }
+      Vec::store(ot + c * kW, Vec::mul(o0, inv));
+      Vec::store(ot + (c + 1) * kW, Vec::mul(o1, inv));
+      Vec::store(ot + (c + 2) * kW, Vec::mul(o2, inv));
+      Vec::store(ot + (c + 3) * kW, Vec::mul(o3, inv));
+    }
+    for (; c < dh; ++c) {
+      V o0 = Vec::zero();
+      for (j = 0; j < keys; ++j) o0 = accumulate(o0, Vec::load(lg + j * kW), v[j * dh + c], j);
+      Vec::store(ot + c * kW, Vec::mul(o0, inv));
+    }
+    // 5. back to rows.
+    for (size_t l = 0; l < lanes; ++l) {
+      for (c = 0; c < dh; ++c) out[(r0 + l) * dh + c] = ot[c * kW + l];
     }
   }
 }

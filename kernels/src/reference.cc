@@ -57,8 +57,10 @@ void softargmax3d_ref(const float* x, size_t depth, size_t height, size_t width,
 }
 
 template <PriorMode kPrior>
-void mqa_ref(const float* q, const float* k, const float* v, const float* factor, size_t n, size_t dh,
-             size_t row_begin, size_t row_end, bool causal, float* out, float* /*scratch*/) {
+void mqa_ref(const float* q, const float* k, const float* v, const float* factor_t, size_t n,
+             size_t dh, size_t row_begin, size_t row_end, bool causal, float* out,
+             float* /*scratch*/) {
+  const size_t stride = n + kMqaFactorPad;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   std::vector<double> logits(n), acc(dh);
   for (size_t r = row_begin; r < row_end; ++r) {
@@ -70,8 +72,8 @@ void mqa_ref(const float* q, const float* k, const float* v, const float* factor
       double dot = 0.0;
       for (size_t c = 0; c < dh; ++c) dot += static_cast<double>(q[r * dh + c]) * k[j * dh + c];
       double l = dot * scale;
-      if (kPrior == PriorMode::kMultiplicative) l *= factor[i * n + j];
-      if (kPrior == PriorMode::kAdditive) l += factor[i * n + j];
+      if (kPrior == PriorMode::kMultiplicative) l *= factor_t[j * stride + i];
+      if (kPrior == PriorMode::kAdditive) l += factor_t[j * stride + i];
       logits[j] = l;
       has_nan |= std::isnan(l);
       top = std::fmax(top, l);
@@ -93,6 +95,17 @@ void mqa_ref(const float* q, const float* k, const float* v, const float* factor
 }
 
 }  // namespace
+
+void mqa_factor_transpose(const float* factor, size_t n, float* out) {
+  const size_t stride = n + kMqaFactorPad;
+  for (size_t j = 0; j < n; ++j) {
+    size_t i = 0;  // t % n without a division
+    for (size_t t = 0; t < stride; ++t) {
+      out[j * stride + t] = factor[i * n + j];
+      i = i + 1 == n ? 0 : i + 1;
+    }
+  }
+}
 
 void f64_exp__ref(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(std::exp(static_cast<double>(x[i])));

@@ -21,18 +21,18 @@ namespace mobpose::kernels {
 template <class Vec, SoftArgmaxMode kMode>
 struct SoftArgmaxProb {
   using V = typename Vec::V;
-  // The unnormalised probability e(x) of each lane.
+  // What is summed per lane. Exact: e = exp(x - max). Taylor: f(x) = 1 + x + x^2/2 = (g + 1) / 2
+  // with g = (x + 1)^2, so the kernel sums g only (one add, one mul a lane) and adds the constant
+  // half of f analytically: sum f = (sum g + count) / 2, sum f*w = (sum g*w + sum w) / 2, ...
+  // g is +inf, not inf - inf, at x = -inf. Clamped: t = max(0, x + 1), i.e. f(max(x, -1)), which
+  // is monotonic; NaN stays NaN (the data is max's second operand).
   static V apply(V x, V shift) {
     if constexpr (kMode == SoftArgmaxMode::kExact) {
       return vexp<Vec>(Vec::sub(x, shift));
     } else {
-      // f(x) = ((x + 1)^2 + 1) / 2 = 1 + x + x^2/2: one add, one mul, one fma. Written this way it is
-      // +inf, not inf - inf, at x = -inf. Clamped: x = max(-1, x) first (minimum of f, so f becomes
-      // monotonic); NaN stays NaN (data is max's second operand).
-      if constexpr (kMode == SoftArgmaxMode::kTaylorClamped) x = Vec::max(Vec::set1(-1.f), x);
-      const V t = Vec::add(x, Vec::set1(1.f));
-      const V half = Vec::set1(0.5f);
-      return Vec::fmadd(Vec::mul(t, half), t, half);
+      V t = Vec::add(x, Vec::set1(1.f));
+      if constexpr (kMode == SoftArgmaxMode::kTaylorClamped) t = Vec::max(Vec::zero(), t);
+      return Vec::mul(t, t);
     }
   }
 };
@@ -43,11 +43,12 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
   using V = typename Vec::V;
   using Prob = SoftArgmaxProb<Vec, kMode>;
   constexpr size_t kW = Vec::kWidth;
+  constexpr bool kTaylor = kMode != SoftArgmaxMode::kExact;
   const size_t full = width / kW * kW;
   const size_t tail = width - full;
 
   float shift = 0.f;
-  if constexpr (kMode == SoftArgmaxMode::kExact) {
+  if constexpr (!kTaylor) {
     // Max over the flat volume: NaN lanes may be skipped here, they reach the sums through e(x).
     const size_t volume = depth * height * width;
     const size_t vfull = volume / kW * kW;
@@ -71,7 +72,7 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
         const V e = Prob::apply(Vec::load(row + w), vshift);
         rs = Vec::add(rs, e);
         rsx = Vec::fmadd(e, wv, rsx);
-        if constexpr (kMode != SoftArgmaxMode::kExact) top = Vec::max(top, e);
+        if constexpr (kTaylor) top = Vec::max(top, e);
         wv = Vec::add(wv, step);
       }
       if (tail) {
@@ -79,7 +80,7 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
         e = Vec::fill_tail(e, tail, 0.f);
         rs = Vec::add(rs, e);
         rsx = Vec::fmadd(e, wv, rsx);
-        if constexpr (kMode != SoftArgmaxMode::kExact) top = Vec::max(top, e);
+        if constexpr (kTaylor) top = Vec::max(top, e);
       }
       ps = Vec::add(ps, rs);
       psx = Vec::add(psx, rsx);
@@ -91,8 +92,18 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
     sy += Vec::hsum_f64(psy);
     sz += plane * static_cast<double>(d);
   }
-  // Exact: the max bin has e = exp(0) = 1. A NaN in the volume makes s NaN, and so every output.
-  const double top_e = kMode == SoftArgmaxMode::kExact ? 1.0 : static_cast<double>(Vec::hmax(top));
+  double top_e = 1.0;  // exact: the max bin has e = exp(0) = 1
+  if constexpr (kTaylor) {
+    // Add the constant half of f: count and index sums of the whole volume, in double.
+    const double dd = static_cast<double>(depth), hh = static_cast<double>(height);
+    const double ww = static_cast<double>(width), count = dd * hh * ww;
+    s = 0.5 * (s + count);
+    sx = 0.5 * (sx + count * (ww - 1.0) / 2.0);
+    sy = 0.5 * (sy + count * (hh - 1.0) / 2.0);
+    sz = 0.5 * (sz + count * (dd - 1.0) / 2.0);
+    top_e = 0.5 * (static_cast<double>(Vec::hmax(top)) + 1.0);
+  }
+  // A NaN in the volume makes s NaN, and so every output.
   xyz[0] = static_cast<float>(sx / s);
   xyz[1] = static_cast<float>(sy / s);
   xyz[2] = static_cast<float>(sz / s);

@@ -45,6 +45,11 @@ struct VecAvx2 {
   static V zero_where_less(V x, V bound, V v) {
     return _mm256_andnot_ps(_mm256_cmp_ps(x, bound, _CMP_LT_OQ), v);
   }
+  // Lanes where a > b take if_gt, the others `otherwise` (a NaN compare is false).
+  static V blend_gt(V a, V b, V if_gt, V otherwise) {
+    return _mm256_blendv_ps(otherwise, if_gt, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
+  }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
   static double hsum_f64(V v) {
     const __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
                                     _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));

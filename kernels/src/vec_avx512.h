@@ -45,6 +45,11 @@ struct VecAvx512 {
   static V zero_where_less(V x, V bound, V v) {
     return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(x, bound, _CMP_LT_OQ), _mm512_setzero_ps());
   }
+  // Lanes where a > b take if_gt, the others `otherwise` (a NaN compare is false).
+  static V blend_gt(V a, V b, V if_gt, V otherwise) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), otherwise, if_gt);
+  }
+  static V div(V a, V b) { return _mm512_div_ps(a, b); }
   static double hsum_f64(V v) {
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
     const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));

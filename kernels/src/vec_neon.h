@@ -52,6 +52,9 @@ struct VecNeon {
     return vreinterpretq_f32_u32(
         vbicq_u32(vreinterpretq_u32_f32(v), vcltq_f32(x, bound)));
   }
+  // Lanes where a > b take if_gt, the others `otherwise` (a NaN compare is false).
+  static V blend_gt(V a, V b, V if_gt, V otherwise) { return vbslq_f32(vcgtq_f32(a, b), if_gt, otherwise); }
+  static V div(V a, V b) { return vdivq_f32(a, b); }
   static double hsum_f64(V v) {
     const float64x2_t s = vaddq_f64(vcvt_f64_f32(vget_low_f32(v)), vcvt_high_f64_f32(v));
     return vaddvq_f64(s);

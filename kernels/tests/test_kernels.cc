@@ -191,9 +191,11 @@ void test_mqa(const KernelSet& ks, const KernelSet& ref, Test& t) {
               const size_t rb = rows > 5 ? 1 : 0, re = rows > 5 ? rows - 1 : rows;
               std::vector<float> want(rows * dh, -7.f), got(rows * dh, -7.f);
               std::vector<float> scratch(mqa_scratch_floats(n, dh), 12345.f);
-              ref.mqa[prior](q.data(), k.data(), v.data(), f.data(), n, dh, rb, re, causal,
+              std::vector<float> ft(n * (n + kMqaFactorPad));
+              mqa_factor_transpose(f.data(), n, ft.data());
+              ref.mqa[prior](q.data(), k.data(), v.data(), ft.data(), n, dh, rb, re, causal,
                              want.data(), scratch.data());
-              ks.mqa[prior](q.data(), k.data(), v.data(), f.data(), n, dh, rb, re, causal,
+              ks.mqa[prior](q.data(), k.data(), v.data(), ft.data(), n, dh, rb, re, causal,
                             got.data(), scratch.data());
               double vmax = 0.0;
               for (float x : v) vmax = std::isfinite(x) ? std::fmax(vmax, std::fabs(x)) : vmax;
@@ -243,10 +245,23 @@ void test_mqa(const KernelSet& ks, const KernelSet& ref, Test& t) {
 
 }  // namespace
 
+void test_factor_transpose(Test& t) {
+  const size_t n = 3;
+  const float f[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};  // F[i][j] = 3i + j
+  std::vector<float> ft(n * (n + kMqaFactorPad));
+  mqa_factor_transpose(f, n, ft.data());
+  bool ok = true;
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t tt = 0; tt < n + kMqaFactorPad; ++tt) ok &= ft[j * (n + kMqaFactorPad) + tt] == f[(tt % n) * n + j];
+  }
+  t.check(ok, "mqa_factor_transpose: factor_t[j][t] must be F[t %% n][j]");
+}
+
 int main() {
   Test t;
   const KernelSet* ref = find_variant("reference");
   t.check(ref != nullptr, "reference variant missing");
+  test_factor_transpose(t);
   for (const std::string& name : available_variants()) {
     const KernelSet* ks = find_variant(name);
     std::printf("variant %s\n", name.c_str());

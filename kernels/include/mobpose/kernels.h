@@ -37,15 +37,21 @@ using SoftArgmax3dFn = void (*)(const float* x, size_t depth, size_t height, siz
                                 float* peak);
 
 // Multi-query attention for one batch element: queries of all heads folded into rows.
-//   q:   [rows_total][dh]  (rows_total = heads * n, row r is token r % n of head r / n)
-//   k,v: [n][dh]           (one key head and one value head shared by all query heads)
-//   factor: [n][n] prior factor F (ignored for kNone; may be null then)
-//   out: [rows_total][dh]
+//   q:   [heads * n][dh]  (row r is token r % n of head r / n)
+//   k,v: [n][dh]          (one key head and one value head shared by all query heads)
+//   factor_t: [n][n + kMqaFactorPad], factor_t[j][t] = F[t % n][j]: the prior factor F transposed
+//        and extended by wrapping, so that the tokens of any kMqaFactorPad consecutive rows are
+//        contiguous in it (ignored for kNone; may be null then)
+//   out: [heads * n][dh]
 // Only rows [row_begin, row_end) are computed. causal: token i attends to tokens j <= i.
 // scratch must hold mqa_scratch_floats(n, dh) floats.
-using MqaFn = void (*)(const float* q, const float* k, const float* v, const float* factor, size_t n,
-                       size_t dh, size_t row_begin, size_t row_end, bool causal, float* out,
-                       float* scratch);
+constexpr size_t kMqaFactorPad = 16;
+using MqaFn = void (*)(const float* q, const float* k, const float* v, const float* factor_t,
+                       size_t n, size_t dh, size_t row_begin, size_t row_end, bool causal,
+                       float* out, float* scratch);
+
+// factor_t as the MQA kernels read it, from F [n][n]: out must hold n * (n + kMqaFactorPad) floats.
+void mqa_factor_transpose(const float* factor, size_t n, float* out);
 
 size_t mqa_scratch_floats(size_t n, size_t dh);
 

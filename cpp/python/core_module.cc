@@ -1,0 +1,161 @@
+// mobpose._core: the thin binding over cpp/ops.h. Inputs are taken without copying when they are
+// C-contiguous float32 CPU arrays (numpy, or anything with DLPack such as torch tensors); anything
+// else raises (TypeError for the dtype, ValueError for rank, shape, layout and emptiness), naming the
+// argument. Outputs are new numpy arrays. The GIL is released while the kernels run.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mobpose/kernels.h"
+#include "mobpose/ops.h"
+#include "mobpose/thread_pool.h"
+
+namespace nb = nanobind;
+
+namespace {
+
+using InArray = nb::ndarray<nb::ro>;
+using OutArray = nb::ndarray<nb::numpy, float>;
+
+std::string shape_str(const InArray& a) {
+  std::string s = "(";
+  for (size_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// Checks dtype, device, rank, layout and emptiness; returns the data pointer.
+const float* checked(const InArray& a, const char* name, size_t ndim, const char* dims) {
+  if (a.dtype() != nb::dtype<float>()) {
+    throw nb::type_error((std::string(name) + " must be float32 (convert with " +
+                          "np.ascontiguousarray(x, dtype=np.float32))").c_str());
+  }
+  if (a.device_type() != nb::device::cpu::value) {
+    throw nb::value_error((std::string(name) + " must be on the CPU").c_str());
+  }
+  if (a.ndim() != ndim) {
+    throw nb::value_error((std::string(name) + " must have " + std::to_string(ndim) +
+                           " dimensions " + dims + ", got shape " + shape_str(a))
+                              .c_str());
+  }
+  int64_t expect = 1;
+  for (size_t i = a.ndim(); i-- > 0;) {
+    if (a.shape(i) == 0) {
+      throw nb::value_error((std::string(name) + " is empty: shape " + shape_str(a)).c_str());
+    }
+    if (a.shape(i) != 1 && a.stride(i) != expect) {
+      throw nb::value_error((std::string(name) + " must be C-contiguous (use " +
+                             "np.ascontiguousarray)")
+                                .c_str());
+    }
+    expect *= static_cast<int64_t>(a.shape(i));
+  }
+  return static_cast<const float*>(a.data());
+}
+
+OutArray new_array(std::initializer_list<size_t> shape) {
+  size_t total = 1;
+  for (size_t s : shape) total *= s;
+  float* data = new float[total];
+  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<float*>(p); });
+  return OutArray(data, shape.size(), shape.begin(), owner);
+}
+
+std::pair<OutArray, OutArray> soft_argmax_3d(const InArray& heatmaps, const std::string& mode,
+                                             int num_threads) {
+  const auto m = mobpose::parse_softargmax_mode(mode);
+  const float* x = checked(heatmaps, "heatmaps", 5, "(N, J, D, H, W)");
+  const size_t n = heatmaps.shape(0), j = heatmaps.shape(1);
+  OutArray xyz = new_array({n, j, 3});
+  OutArray peak = new_array({n, j});
+  {
+    nb::gil_scoped_release release;
+    mobpose::soft_argmax_3d(x, n, j, heatmaps.shape(2), heatmaps.shape(3), heatmaps.shape(4), m,
+                            xyz.data(), peak.data(), num_threads);
+  }
+  return {xyz, peak};
+}
+
+OutArray mqa_prior(const InArray& q, const InArray& k, const InArray& v,
+                   const std::optional<InArray>& prior, float prior_scale,
+                   const std::string& prior_mode, bool causal, int num_threads) {
+  const auto mode = mobpose::parse_prior_mode(prior_mode);
+  const float* qp = checked(q, "q", 4, "(B, H, N, d)");
+  const float* kp = checked(k, "k", 3, "(B, N, d)");
+  const float* vp = checked(v, "v", 3, "(B, N, d)");
+  const size_t b = q.shape(0), h = q.shape(1), n = q.shape(2), d = q.shape(3);
+  for (const auto& [arr, name] : {std::pair<const InArray*, const char*>{&k, "k"}, {&v, "v"}}) {
+    if (arr->shape(0) != b || arr->shape(1) != n || arr->shape(2) != d) {
+      throw nb::value_error((std::string(name) + " must have shape (B, N, d) = (" +
+                             std::to_string(b) + ", " + std::to_string(n) + ", " +
+                             std::to_string(d) + ") to match q " + shape_str(q) + ", got " +
+                             shape_str(*arr))
+                                .c_str());
+    }
+  }
+  const float* pp = nullptr;
+  if (prior) {
+    pp = checked(*prior, "prior", 2, "(N, N)");
+    if (prior->shape(0) != n || prior->shape(1) != n) {
+      throw nb::value_error(("prior must have shape (N, N) = (" + std::to_string(n) + ", " +
+                             std::to_string(n) + "), got " + shape_str(*prior))
+                                .c_str());
+    }
+  }
+  OutArray out = new_array({b, h, n, d});
+  {
+    nb::gil_scoped_release release;
+    mobpose::mqa_prior(qp, kp, vp, pp, prior_scale, mode, b, h, n, d, causal, out.data(),
+                       num_threads);
+  }
+  return out;
+}
+
+void set_kernel_variant(const std::string& name) {
+  if (!mobpose::kernels::set_variant(name)) {
+    std::string valid = "auto";
+    for (const auto& v : mobpose::kernels::available_variants()) valid += ", " + v;
+    throw nb::value_error(("unknown or unsupported kernel variant '" + name +
+                           "'; available here: " + valid)
+                              .c_str());
+  }
+}
+
+nb::dict kernel_names() {
+  const auto& ks = mobpose::kernels::active_kernels();
+  nb::dict d;
+  const char* sa[] = {"softargmax3d_exact", "softargmax3d_taylor", "softargmax3d_taylor_clamped"};
+  const char* mq[] = {"mqa_noprior", "mqa_mulprior", "mqa_addprior"};
+  for (int i = 0; i < 3; ++i) d[sa[i]] = ks.softargmax3d_names[i];
+  for (int i = 0; i < 3; ++i) d[mq[i]] = ks.mqa_names[i];
+  d["exp"] = ks.exp_name;
+  return d;
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "mobpose C++ kernels: soft-argmax over 3D heatmaps and multi-query attention with prior.";
+  m.def("soft_argmax_3d", &soft_argmax_3d, nb::arg("heatmaps"), nb::arg("mode") = "taylor",
+        nb::arg("num_threads") = 1,
+        "Soft-argmax of (N, J, D, H, W) float32 heatmaps -> (xyz (N, J, 3), peak (N, J)).");
+  m.def("mqa_prior", &mqa_prior, nb::arg("q"), nb::arg("k"), nb::arg("v"),
+        nb::arg("prior") = nb::none(), nb::arg("prior_scale") = 1.0f, nb::arg("prior_mode") = "mul",
+        nb::arg("causal") = false, nb::arg("num_threads") = 1,
+        "Multi-query attention with a structural prior -> (B, H, N, d) float32.");
+  m.def("set_kernel_variant", &set_kernel_variant, nb::arg("name"),
+        "Select the kernel variant ('auto', 'reference', 'avx2', 'avx512', 'neon').");
+  m.def("kernel_variant", [] { return std::string(mobpose::kernels::active_kernels().variant); },
+        "Name of the kernel variant in use.");
+  m.def("available_kernel_variants", &mobpose::kernels::available_variants,
+        "Variants compiled in and supported by this CPU, reference first, best last.");
+  m.def("kernel_names", &kernel_names, "Names of the kernels the active variant runs.");
+  m.def("hardware_threads", &mobpose::hardware_threads, "Hardware threads of this machine.");
+}
