@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <vector>
 
 #include "mobpose/kernels.h"
 #include "vec_math.h"
@@ -58,7 +59,17 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
     for (size_t i = vfull; i < volume; ++i) shift = x[i] > shift ? x[i] : shift;
   }
   const V vshift = Vec::set1(shift);
-  const V step = Vec::set1(static_cast<float>(kW));
+  // Column indices 0..W-1 as floats, loaded per chunk (a load instead of an add on the busy FP
+  // pipes); on the stack up to 1024 columns.
+  constexpr size_t kStackColumns = 1024;
+  alignas(64) float column_stack[kStackColumns];
+  std::vector<float> column_heap;
+  float* column = column_stack;
+  if (width > kStackColumns) {
+    column_heap.resize(width);
+    column = column_heap.data();
+  }
+  for (size_t w = 0; w < width; ++w) column[w] = static_cast<float>(w);
 
   double s = 0.0, sx = 0.0, sy = 0.0, sz = 0.0;
   V top = Vec::zero();
@@ -67,19 +78,17 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
     for (size_t h = 0; h < height; ++h) {
       const float* row = x + (d * height + h) * width;
       V rs = Vec::zero(), rsx = Vec::zero();
-      V wv = Vec::iota();
       for (size_t w = 0; w < full; w += kW) {
         const V e = Prob::apply(Vec::load(row + w), vshift);
         rs = Vec::add(rs, e);
-        rsx = Vec::fmadd(e, wv, rsx);
+        rsx = Vec::fmadd(e, Vec::load(column + w), rsx);
         if constexpr (kTaylor) top = Vec::max(top, e);
-        wv = Vec::add(wv, step);
       }
       if (tail) {
         V e = Prob::apply(Vec::load_tail(row + full, tail), vshift);
         e = Vec::fill_tail(e, tail, 0.f);
         rs = Vec::add(rs, e);
-        rsx = Vec::fmadd(e, wv, rsx);
+        rsx = Vec::fmadd(e, Vec::load_tail(column + full, tail), rsx);
         if constexpr (kTaylor) top = Vec::max(top, e);
       }
       ps = Vec::add(ps, rs);
