@@ -73,7 +73,9 @@ def test_rigid_transform(pose: np.ndarray) -> None:
 
 
 def test_pure_scale_known_values() -> None:
-    target = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, -3.0, 4.0], [0.0, 0.0, -4.0]])
+    target = np.array(
+        [[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, -3.0, 4.0], [0.0, 0.0, -4.0]]
+    )
     target = target - target.mean(axis=0)
     pred = 2.0 * target
     # Rigid alignment keeps R = I and the centroid, leaving the scale error |target_j|.

@@ -26,6 +26,21 @@ namespace mobpose::kernels {
 constexpr size_t kMqaMaxWidth = 16;  // widest vector; scratch is sized for it
 static_assert(kMqaFactorPad >= kMqaMaxWidth, "factor_t must cover a whole vector of tokens");
 
+// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols: 4x4 SIMD tiles, scalar edges.
+template <class Vec>
+inline void transpose(const float* src, size_t rows, size_t cols, size_t ss, float* dst, size_t ds) {
+  const size_t r4 = rows / 4 * 4, c4 = cols / 4 * 4;
+  for (size_t r = 0; r < r4; r += 4) {
+    for (size_t c = 0; c < c4; c += 4) Vec::transpose4x4(src + r * ss + c, ss, dst + c * ds + r, ds);
+    for (size_t c = c4; c < cols; ++c) {
+      for (size_t i = r; i < r + 4; ++i) dst[c * ds + i] = src[i * ss + c];
+    }
+  }
+  for (size_t r = r4; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) dst[c * ds + r] = src[r * ss + c];
+  }
+}
+
 template <class Vec, PriorMode kPrior>
 void mqa(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh,
          size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
@@ -50,10 +65,11 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
     }
     const V tokv = Vec::load(tok);
     const size_t keys = causal ? max_tok + 1 : n;
-    // 1. Q^T.
-    for (size_t c = 0; c < dh; ++c) {
-      for (size_t l = 0; l < kW; ++l) qt[c * kW + l] = l < lanes ? q[(r0 + l) * dh + c] : 0.f;
+    // 1. Q^T (unused lanes 0).
+    if (lanes < kW) {
+      for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
     }
+    transpose<Vec>(q + r0 * dh, lanes, dh, dh, qt, kW);
     // 2. logits, four keys at a time, and their running max.
     V m = neg_inf;
     auto finish_logit = [&](V acc, size_t j) {
@@ -123,9 +139,7 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
       Vec::store(ot + c * kW, Vec::mul(o0, inv));
     }
     // 5. back to rows.
-    for (size_t l = 0; l < lanes; ++l) {
-      for (c = 0; c < dh; ++c) out[(r0 + l) * dh + c] = ot[c * kW + l];
-    }
+    transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
   }
 }
 

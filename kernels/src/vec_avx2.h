@@ -50,6 +50,16 @@ struct VecAvx2 {
     return _mm256_blendv_ps(otherwise, if_gt, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
   }
   static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  // dst[c][r] = src[r][c] for a 4x4 tile (strides in floats).
+  static void transpose4x4(const float* src, size_t ss, float* dst, size_t ds) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
+    __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(dst, r0);
+    _mm_storeu_ps(dst + ds, r1);
+    _mm_storeu_ps(dst + 2 * ds, r2);
+    _mm_storeu_ps(dst + 3 * ds, r3);
+  }
   static double hsum_f64(V v) {
     const __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
                                     _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));

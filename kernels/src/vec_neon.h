@@ -55,6 +55,15 @@ struct VecNeon {
   // Lanes where a > b take if_gt, the others `otherwise` (a NaN compare is false).
   static V blend_gt(V a, V b, V if_gt, V otherwise) { return vbslq_f32(vcgtq_f32(a, b), if_gt, otherwise); }
   static V div(V a, V b) { return vdivq_f32(a, b); }
+  // dst[c][r] = src[r][c] for a 4x4 tile (strides in floats).
+  static void transpose4x4(const float* src, size_t ss, float* dst, size_t ds) {
+    const float32x4x2_t t01 = vtrnq_f32(vld1q_f32(src), vld1q_f32(src + ss));
+    const float32x4x2_t t23 = vtrnq_f32(vld1q_f32(src + 2 * ss), vld1q_f32(src + 3 * ss));
+    vst1q_f32(dst, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+    vst1q_f32(dst + ds, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+    vst1q_f32(dst + 2 * ds, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+    vst1q_f32(dst + 3 * ds, vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+  }
   static double hsum_f64(V v) {
     const float64x2_t s = vaddq_f64(vcvt_f64_f32(vget_low_f32(v)), vcvt_high_f64_f32(v));
     return vaddvq_f64(s);

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmarks (same as python -m mobpose.bench)")
     bench.add_argument("suite_args", nargs=argparse.REMAINDER, help="SUITE [options], e.g. kernels --quick")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "info":
         return _info(args)
     from .bench.__main__ import main as bench_main

@@ -210,7 +210,7 @@ class Skeleton:
                 this skeleton's J.
         """
         arr = _as_poses(poses, "poses", self.num_joints).astype(np.float64, copy=False)
-        joints, parents = zip(*self.edges) if self.num_joints > 1 else ((), ())
+        joints, parents = zip(*self.edges, strict=True) if self.num_joints > 1 else ((), ())
         diff = arr[..., list(joints), :] - arr[..., list(parents), :]
         return np.linalg.norm(diff, axis=-1)
 

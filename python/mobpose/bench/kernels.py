@@ -12,10 +12,10 @@ exceed any cache, as a camera stream would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import platform
-import sys
 import time
 
 import numpy as np
@@ -73,11 +73,67 @@ def _thread_counts(spec: str, cores: int) -> list[int]:
     return counts
 
 
-def run(args: argparse.Namespace) -> int:
+def _softargmax_case(shape, mode, threads, bw, budget, rng) -> dict:
     import torch
 
     from .. import _core
     from .. import functional as F
+
+    hm = rng.standard_normal(shape, dtype=np.float32) * 3
+    hm_t = torch.from_numpy(hm)
+    with torch.inference_mode():
+        t_exact = time_call(lambda: F.soft_argmax_3d(hm_t, "exact"), max_seconds=budget)
+        t_torch = time_call(lambda: F.soft_argmax_3d(hm_t, mode), max_seconds=budget)
+    t_cpp = time_call(lambda: _core.soft_argmax_3d(hm, mode, threads), max_seconds=budget)
+    # Cold: a new heatmap each call, from a pool larger than any cache.
+    pool = [hm.copy() for _ in range(max(2, COLD_BYTES // hm.nbytes))]
+    counter = iter(range(1 << 62))
+    t_cold = time_call(
+        lambda: _core.soft_argmax_3d(pool[next(counter) % len(pool)], mode, threads), max_seconds=budget
+    )
+    bound_ms = hm.nbytes / (bw * 1e9) * 1e3
+    return {
+        "bench": "kernels", "op": "soft_argmax_3d", "mode": mode, "shape": list(shape), "threads": threads,
+        "kernel": _core.kernel_names()[f"softargmax3d_{mode}"],
+        **t_cpp.as_dict("cpp"), **t_cold.as_dict("cpp_cold"), **t_torch.as_dict("torch"),
+        "torch_exact_ms_median": round(t_exact.median_ms, 5),
+        "speedup_vs_torch_same_mode": round(t_torch.median_ms / t_cpp.median_ms, 2),
+        "speedup_vs_torch_exact": round(t_exact.median_ms / t_cpp.median_ms, 2),
+        "bandwidth_bound_ms": round(bound_ms, 5),
+        "bandwidth_fraction_hot": round(bound_ms / t_cpp.median_ms, 3),
+        "bandwidth_fraction_cold": round(bound_ms / t_cold.median_ms, 3),
+    }
+
+
+def _mqa_case(shape, prior, causal, threads, budget, rng) -> dict:
+    import torch
+
+    from .. import _core
+    from .. import functional as F
+
+    b, h, n, d = shape
+    q = rng.standard_normal((b, h, n, d), dtype=np.float32)
+    k = rng.standard_normal((b, n, d), dtype=np.float32)
+    v = rng.standard_normal((b, n, d), dtype=np.float32)
+    adj = np.abs(rng.standard_normal((n, n), dtype=np.float32))
+    qt, kt, vt, at = (torch.from_numpy(a) for a in (q, k, v, adj))
+    with torch.inference_mode():
+        t_torch = time_call(
+            lambda: F.mqa_prior(qt, kt, vt, at, scale=0.5, prior=prior, causal=causal), max_seconds=budget
+        )
+    t_cpp = time_call(lambda: _core.mqa_prior(q, k, v, adj, 0.5, prior, causal, threads), max_seconds=budget)
+    return {
+        "bench": "kernels", "op": "mqa_prior", "prior": prior, "causal": causal, "shape_bhnd": list(shape),
+        "threads": threads, "kernel": _core.kernel_names()[f"mqa_{prior}prior"],
+        **t_cpp.as_dict("cpp"), **t_torch.as_dict("torch"),
+        "speedup_vs_torch": round(t_torch.median_ms / t_cpp.median_ms, 2),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import _core
 
     ops = {o.strip() for o in args.ops.split(",")}
     unknown = ops - {"soft_argmax_3d", "mqa_prior"}
@@ -85,96 +141,37 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--ops: unknown op(s) {sorted(unknown)}; choose from soft_argmax_3d, mqa_prior")
     cores = _core.hardware_threads()
     budget = 0.3 if args.quick else args.max_seconds
-    out = open(args.out, "a") if args.out else None  # noqa: SIM115
     started = time.perf_counter()
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": cores,
-        "variant": _core.kernel_variant(),
-        "torch": torch.__version__,
-    }
     bw = copy_bandwidth_gbs(64 << 20 if args.quick else COLD_BYTES)
-    _emit({"bench": "kernels", "case": "machine", **machine, "copy_bandwidth_gbs": round(bw, 2)}, out)
-    names = _core.kernel_names()
     rng = np.random.default_rng(0)
+    sa_shapes = SOFTARGMAX_SHAPES[:1] if args.quick else SOFTARGMAX_SHAPES
+    mqa_shapes = MQA_SHAPES[:2] + MQA_SHAPES[3:5] if args.quick else MQA_SHAPES
     summary = []
-    try:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(args.out, "a")) if args.out else None
+        _emit({
+            "bench": "kernels", "case": "machine", "cpu": platform.processor() or platform.machine(),
+            "cores": cores, "variant": _core.kernel_variant(), "torch": torch.__version__,
+            "copy_bandwidth_gbs": round(bw, 2),
+        }, out)
         for threads in _thread_counts(args.threads, cores):
             torch.set_num_threads(threads)
-            shapes = SOFTARGMAX_SHAPES[:1] if args.quick else SOFTARGMAX_SHAPES
-            if "soft_argmax_3d" not in ops:
-                shapes = ()
-            for shape in shapes:
-                hm = rng.standard_normal(shape, dtype=np.float32) * 3
-                hm_t = torch.from_numpy(hm)
-                with torch.inference_mode():
-                    t_exact = time_call(lambda: F.soft_argmax_3d(hm_t, "exact"), max_seconds=budget)
+            if "soft_argmax_3d" in ops:
+                for shape in sa_shapes:
                     for mode in ("exact", "taylor", "taylor_clamped"):
-                        t_torch = time_call(lambda m=mode: F.soft_argmax_3d(hm_t, m), max_seconds=budget)
-                        t_cpp = time_call(lambda m=mode: _core.soft_argmax_3d(hm, m, threads), max_seconds=budget)
-                        # Cold: a new heatmap each call, from a pool larger than any cache.
-                        pool = [hm.copy() for _ in range(max(2, COLD_BYTES // hm.nbytes))]
-                        it = iter(range(1 << 62))
-                        t_cold = time_call(
-                            lambda m=mode: _core.soft_argmax_3d(pool[next(it) % len(pool)], m, threads),
-                            max_seconds=budget,
-                        )
-                        del pool
-                        bound_ms = hm.nbytes / (bw * 1e9) * 1e3
-                        rec = {
-                            "bench": "kernels", "op": "soft_argmax_3d", "mode": mode, "shape": list(shape),
-                            "threads": threads, "kernel": names[f"softargmax3d_{mode}"],
-                            **t_cpp.as_dict("cpp"), **t_cold.as_dict("cpp_cold"), **t_torch.as_dict("torch"),
-                            "torch_exact_ms_median": round(t_exact.median_ms, 5),
-                            "speedup_vs_torch_same_mode": round(t_torch.median_ms / t_cpp.median_ms, 2),
-                            "speedup_vs_torch_exact": round(t_exact.median_ms / t_cpp.median_ms, 2),
-                            "bandwidth_bound_ms": round(bound_ms, 5),
-                            "bandwidth_fraction_hot": round(bound_ms / t_cpp.median_ms, 3),
-                            "bandwidth_fraction_cold": round(bound_ms / t_cold.median_ms, 3),
-                        }
-                        _emit(rec, out)
-                        summary.append(rec)
-            mqa_shapes = MQA_SHAPES[:2] + MQA_SHAPES[3:5] if args.quick else MQA_SHAPES
-            if "mqa_prior" not in ops:
-                mqa_shapes = ()
-            for b, h, n, d in mqa_shapes:
-                q = rng.standard_normal((b, h, n, d), dtype=np.float32)
-                k = rng.standard_normal((b, n, d), dtype=np.float32)
-                v = rng.standard_normal((b, n, d), dtype=np.float32)
-                adj = np.abs(rng.standard_normal((n, n), dtype=np.float32))
-                qt, kt, vt, at = (torch.from_numpy(a) for a in (q, k, v, adj))
-                for prior in ("mul", "add"):
-                    for causal in (False, True):
-                        with torch.inference_mode():
-                            t_torch = time_call(
-                                lambda p=prior, c=causal: F.mqa_prior(qt, kt, vt, at, scale=0.5, prior=p, causal=c),
-                                max_seconds=budget,
-                            )
-                        t_cpp = time_call(
-                            lambda p=prior, c=causal: _core.mqa_prior(q, k, v, adj, 0.5, p, c, threads),
-                            max_seconds=budget,
-                        )
-                        rec = {
-                            "bench": "kernels", "op": "mqa_prior", "prior": prior, "causal": causal,
-                            "shape_bhnd": [b, h, n, d], "threads": threads,
-                            "kernel": names[f"mqa_{prior}prior"],
-                            **t_cpp.as_dict("cpp"), **t_torch.as_dict("torch"),
-                            "speedup_vs_torch": round(t_torch.median_ms / t_cpp.median_ms, 2),
-                        }
-                        _emit(rec, out)
-                        summary.append(rec)
-    finally:
-        if out is not None:
-            out.close()
-    sa = [r["speedup_vs_torch_same_mode"] for r in summary if r["op"] == "soft_argmax_3d"]
-    mq = [r["speedup_vs_torch"] for r in summary if r["op"] == "mqa_prior"]
-    print(
-        json.dumps({
+                        summary.append(_softargmax_case(shape, mode, threads, bw, budget, rng))
+                        _emit(summary[-1], out)
+            if "mqa_prior" in ops:
+                for shape in mqa_shapes:
+                    for prior in ("mul", "add"):
+                        for causal in (False, True):
+                            summary.append(_mqa_case(shape, prior, causal, threads, budget, rng))
+                            _emit(summary[-1], out)
+        sa = [r["speedup_vs_torch_same_mode"] for r in summary if r["op"] == "soft_argmax_3d"]
+        mq = [r["speedup_vs_torch"] for r in summary if r["op"] == "mqa_prior"]
+        _emit({
             "bench": "kernels", "case": "summary", "cases": len(summary),
-            "softargmax_speedup_min": min(sa) if sa else None,
-            "mqa_speedup_min": min(mq) if mq else None,
+            "softargmax_speedup_min": min(sa) if sa else None, "mqa_speedup_min": min(mq) if mq else None,
             "seconds": round(time.perf_counter() - started, 1),
-        }),
-        file=sys.stdout, flush=True,
-    )
+        }, out)
     return 0

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: lint, the C++ kernel tests (ctest, once optimised and once under AddressSanitizer
+# and UBSan), and the Python suite (pytest). Needs the venv made by scripts/setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+[ -x "$PY" ] || { echo "no $PY: run 'bash scripts/setup.sh --no-run' first" >&2; exit 2; }
+export PATH="$PWD/$VENV/bin:$PATH"
+
+echo "== ruff"
+"$PY" -m ruff check python tests
+
+echo "== C++ tests (Release)"
+cmake -S . -B build/ctest -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/ctest
+ctest --test-dir build/ctest --output-on-failure
+
+echo "== C++ tests (AddressSanitizer + UBSan)"
+cmake -S . -B build/ctest-asan -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
+cmake --build build/ctest-asan
+ctest --test-dir build/ctest-asan --output-on-failure
+
+echo "== pytest"
+"$PY" -m pytest "$@"
