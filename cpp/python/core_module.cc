@@ -45,11 +45,13 @@ const float* checked(const InArray& a, const char* name, size_t ndim, const char
                            " dimensions " + dims + ", got shape " + shape_str(a))
                               .c_str());
   }
-  int64_t expect = 1;
-  for (size_t i = a.ndim(); i-- > 0;) {
+  for (size_t i = 0; i < a.ndim(); ++i) {
     if (a.shape(i) == 0) {
       throw nb::value_error((std::string(name) + " is empty: shape " + shape_str(a)).c_str());
     }
+  }
+  int64_t expect = 1;
+  for (size_t i = a.ndim(); i-- > 0;) {
     if (a.shape(i) != 1 && a.stride(i) != expect) {
       throw nb::value_error((std::string(name) + " must be C-contiguous (use " +
                              "np.ascontiguousarray)")

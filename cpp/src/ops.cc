@@ -1,5 +1,6 @@
 #include "mobpose/ops.h"
 
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -74,6 +75,9 @@ void mqa_prior(const float* q, const float* k, const float* v, const float* prio
   checked_product({tokens, tokens}, "prior");
   if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
     throw std::invalid_argument("mqa_prior: null buffer");
+  }
+  if (!std::isfinite(prior_scale)) {
+    throw std::invalid_argument("prior_scale must be finite, got " + std::to_string(prior_scale));
   }
   const size_t rows = static_cast<size_t>(heads * tokens);
   const size_t n = static_cast<size_t>(tokens), d = static_cast<size_t>(dh);

@@ -69,6 +69,8 @@ def taylor_weights(x: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     Truncation against exp: exp(x) - f(x) = x^3/6 + ..., so f is exp to 2nd order near 0 only; it is a
     different normaliser, not an approximation of the softmax values (DESIGN.md section 3).
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if clamp:
         x = x.clamp_min(-1.0)
     return 0.5 * (x + 1.0).square() + 0.5
@@ -172,9 +174,16 @@ def mqa_prior(
             raise ValueError(f"adj must have shape (N, N) = {(n, n)}, got {tuple(adj.shape)}")
     if prior not in PRIOR_MODES:
         raise ValueError(f"prior must be one of {PRIOR_MODES}, got {prior!r}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
     scale_t = scale if isinstance(scale, torch.Tensor) else None
-    if scale_t is not None and scale_t.numel() != 1:
-        raise ValueError(f"scale must be a scalar, got shape {tuple(scale_t.shape)}")
+    if scale_t is not None:
+        if scale_t.numel() != 1:
+            raise ValueError(f"scale must be a scalar, got shape {tuple(scale_t.shape)}")
+        if not bool(torch.isfinite(scale_t.detach()).all()):
+            raise ValueError(f"scale must be finite, got {scale_t.item()}")
+    else:
+        scale = _ops._finite_f32(scale, "scale")
 
     if _use_native(backend, q, k, v, adj, scale_t):
         out = _ops.mqa_prior(
@@ -184,6 +193,9 @@ def mqa_prior(
         )
         return torch.from_numpy(out).to(q.dtype)
 
+    # k, v and adj follow q's dtype (the native path computes everything in float32).
+    k, v = k.to(q.dtype), v.to(q.dtype)
+    adj = None if adj is None else adj.to(q.dtype)
     # Heads folded into the query axis: one (H*N, d) x (d, N) product per batch element.
     logits = torch.bmm(q.reshape(bsz, heads * n, dh), k.transpose(1, 2)).reshape(bsz, heads, n, n)
     logits = logits * dh**-0.5
@@ -193,4 +205,9 @@ def mqa_prior(
         future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
         logits = logits.masked_fill(future, float("-inf"))
     p = torch.softmax(logits, dim=-1)
+    if causal and not bool(torch.isfinite(v).all()):
+        # p @ v would give 0 * NaN = NaN for rows that never see a non-finite future value; sum
+        # each row over its own past only, as the C++ kernel does (slow, only on non-finite input).
+        rows = [p[:, :, i : i + 1, : i + 1] @ v[:, None, : i + 1, :] for i in range(n)]
+        return torch.cat(rows, dim=2)
     return torch.bmm(p.reshape(bsz, heads * n, n), v).reshape(bsz, heads, n, dh)

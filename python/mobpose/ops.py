@@ -55,10 +55,12 @@ def _require_core():
 
 
 def _as_f32(x, name: str, ndim: int, dims: str) -> np.ndarray:
-    if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, list | tuple):
-        arr = np.asarray(x)
-    else:
+    if not (isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, list | tuple)):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array: {exc}") from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != ndim:
@@ -66,6 +68,17 @@ def _as_f32(x, name: str, ndim: int, dims: str) -> np.ndarray:
     if arr.size == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _finite_f32(value, name: str) -> float:
+    """A real scalar that stays finite in float32 (the kernels' precision)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    with np.errstate(over="ignore"):
+        as_f32 = np.float32(value)
+    if not np.isfinite(as_f32):
+        raise ValueError(f"{name} must be finite in float32, got {value}")
+    return float(as_f32)
 
 
 def _threads(num_threads: int) -> int:
@@ -130,9 +143,9 @@ def mqa_prior(
     ka = _as_f32(k, "k", 3, "(B, N, d)")
     va = _as_f32(v, "v", 3, "(B, N, d)")
     pa = None if prior is None else _as_f32(prior, "prior", 2, "(N, N)")
-    scale = float(prior_scale)
-    if not np.isfinite(scale):
-        raise ValueError(f"prior_scale must be finite, got {prior_scale}")
+    scale = _finite_f32(prior_scale, "prior_scale")
+    if not isinstance(causal, bool | np.bool_):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
     return _require_core().mqa_prior(qa, ka, va, pa, scale, prior_mode, bool(causal), _threads(num_threads))
 
 
