@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: lint, the C++ kernel tests (ctest, once optimised and once under AddressSanitizer
-# and UBSan), and the Python suite (pytest). Needs the venv made by scripts/setup.sh.
+# and UBSan; the thread pool also under ThreadSanitizer), and the Python suite (pytest).
+# Needs the venv made by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -21,6 +22,12 @@ cmake -S . -B build/ctest-asan -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_T
   -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
 cmake --build build/ctest-asan
 ctest --test-dir build/ctest-asan --output-on-failure
+
+echo "== C++ thread pool under ThreadSanitizer"
+cmake -S . -B build/ctest-tsan -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread" >/dev/null
+cmake --build build/ctest-tsan --target test_ops
+TSAN_OPTIONS=halt_on_error=1 build/ctest-tsan/kernels/tests/test_ops
 
 echo "== pytest"
 "$PY" -m pytest "$@"

@@ -96,7 +96,10 @@ void mqa_prior(const float* q, const float* k, const float* v, const float* prio
   // Tasks: (batch element, chunk of query rows). One chunk per batch element when single-threaded;
   // otherwise chunks of >= 16 rows (a multiple of every vector width) so that threads share out
   // even a single batch element.
-  const int threads = num_threads < 1 ? hardware_threads() : num_threads;
+  int threads = num_threads < 1 ? hardware_threads() : num_threads;
+  // Below ~64k multiply-adds per thread a second thread costs more than it saves.
+  const double macs = 2.0 * static_cast<double>(batch) * rows * n * d;
+  if (macs < 65536.0 * threads) threads = 1;
   size_t chunk = rows;
   if (threads > 1 && static_cast<size_t>(batch) < static_cast<size_t>(threads) * 4) {
     const size_t want = static_cast<size_t>(threads) * 4 / static_cast<size_t>(batch);

@@ -1,13 +1,27 @@
 #include "mobpose/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define MOBPOSE_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define MOBPOSE_CPU_RELAX() asm volatile("yield")
+#else
+#define MOBPOSE_CPU_RELAX() ((void)0)
+#endif
+
 namespace mobpose {
 namespace {
+
+// How long a worker (and the caller, waiting for the last task) spins before sleeping: waking a
+// sleeping thread costs tens of microseconds, as much as a whole small kernel call.
+constexpr auto kSpin = std::chrono::microseconds(200);
 
 class Pool {
  public:
@@ -17,7 +31,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& t : threads_) t.join();
@@ -28,21 +42,26 @@ class Pool {
     std::lock_guard<std::mutex> serial(run_mu_);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      fn_ = &fn;
-      count_ = count;
+      fn_.store(&fn);
+      count_.store(count);
       next_.store(0);
       done_.store(0);
-      helpers_ = helpers;
-      exited_ = 0;
-      ++generation_;
+      helpers_.store(helpers);
+      exited_.store(0);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     Drain();
-    std::unique_lock<std::mutex> lock(mu_);
     // Every chosen helper checks out of this generation before the next can start, so no worker
     // ever runs a task of a finished call.
-    finished_.wait(lock, [&] { return done_.load() == count_.load() && exited_ == helpers_; });
-    fn_ = nullptr;
+    auto finished = [&] { return done_.load() == count && exited_.load() == helpers; };
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    while (!finished() && std::chrono::steady_clock::now() < until) MOBPOSE_CPU_RELAX();
+    if (!finished()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      finished_.wait(lock, finished);
+    }
+    fn_.store(nullptr);
   }
 
  private:
@@ -52,17 +71,27 @@ class Pool {
       done_.fetch_add(1);
     }
   }
+  bool Chosen(size_t seen, int index) const {
+    return generation_.load(std::memory_order_acquire) != seen && index < helpers_.load();
+  }
   void Work(int index) {
     size_t seen = 0;
-    std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < helpers_); });
-      if (stop_) return;
-      seen = generation_;
-      lock.unlock();
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      while (!stop_.load() && !Chosen(seen, index) && std::chrono::steady_clock::now() < until) {
+        MOBPOSE_CPU_RELAX();
+      }
+      if (!Chosen(seen, index)) {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_.load() || Chosen(seen, index); });
+      }
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       Drain();
-      lock.lock();
-      ++exited_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        exited_.fetch_add(1);
+      }
       finished_.notify_all();
     }
   }
@@ -70,13 +99,11 @@ class Pool {
   std::vector<std::thread> threads_;
   std::mutex run_mu_, mu_;
   std::condition_variable wake_, finished_;
-  // Read by workers outside the lock while a call runs.
+  // Written under mu_ by Run, read by spinning workers without it.
   std::atomic<const std::function<void(size_t)>*> fn_{nullptr};
-  std::atomic<size_t> count_{0};
-  std::atomic<size_t> next_{0}, done_{0};
-  int helpers_ = 0, exited_ = 0;
-  size_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<size_t> count_{0}, next_{0}, done_{0}, generation_{0};
+  std::atomic<int> helpers_{0}, exited_{0};
+  std::atomic<bool> stop_{false};
 };
 
 Pool& pool() {

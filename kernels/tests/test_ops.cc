@@ -1,5 +1,6 @@
 // The checked operators: threading gives the same answer as one thread, the reference variant can be
 // forced, the prior is applied as documented, and bad shapes throw std::invalid_argument.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -36,6 +37,20 @@ void test_parallel_for(Test& t) {
       t.check(ok, "parallel_for(%zu, %d) must run each index once", count, threads);
     }
   }
+}
+
+// Many short calls back to back: the hand-over between calls (spinning and sleeping workers) must
+// never lose or repeat a task. Run under ThreadSanitizer by scripts/test.sh.
+void test_parallel_for_stress(Test& t) {
+  std::vector<int> hits(9);
+  bool ok = true;
+  for (int call = 0; call < 3000; ++call) {
+    const size_t count = 1 + call % 9;
+    std::fill(hits.begin(), hits.end(), 0);
+    parallel_for(count, 2, [&](size_t i) { hits[i] += 1; });
+    for (size_t i = 0; i < hits.size(); ++i) ok &= hits[i] == (i < count ? 1 : 0);
+  }
+  t.check(ok, "parallel_for: 3000 back-to-back calls must each run every index once");
 }
 
 void test_softargmax_op(Test& t) {
@@ -113,6 +128,7 @@ int main() {
   Test t;
   std::printf("kernel variant: %s\n", kernels::active_kernels().variant);
   test_parallel_for(t);
+  test_parallel_for_stress(t);
   test_softargmax_op(t);
   test_mqa_op(t);
   return t.finish("test_ops");
