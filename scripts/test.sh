@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: lint, the C++ kernel tests (ctest, once optimised and once under AddressSanitizer
-# and UBSan; the thread pool also under ThreadSanitizer), and the Python suite (pytest).
+# and UBSan; the thread pool also under ThreadSanitizer; the NEON variants cross-built for aarch64
+# and run under qemu when the cross tools are installed), and the Python suite (pytest).
 # Needs the venv made by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,19 @@ cmake -S . -B build/ctest-tsan -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_T
   -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread" >/dev/null
 cmake --build build/ctest-tsan --target test_ops
 TSAN_OPTIONS=halt_on_error=1 build/ctest-tsan/kernels/tests/test_ops
+
+echo "== NEON kernels: aarch64 cross build under qemu-user"
+if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64-static >/dev/null; then
+  cmake -S . -B build/ctest-aarch64 -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+    -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ >/dev/null
+  cmake --build build/ctest-aarch64
+  for t in test_kernels test_ops; do
+    qemu-aarch64-static -L /usr/aarch64-linux-gnu "build/ctest-aarch64/kernels/tests/$t" | tail -n 3
+  done
+else
+  echo "skipped: needs g++-aarch64-linux-gnu and qemu-user-static (.ci/run installs them)"
+fi
 
 echo "== pytest"
 "$PY" -m pytest "$@"

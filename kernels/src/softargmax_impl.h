@@ -1,13 +1,13 @@
 // Soft-argmax over one joint's 3D heatmap, written once over a vector type (vec_*.h).
 //
 // The volume x[d][h][w] (W fastest) is read once per mode (twice for the exact softmax: its max, then
-// the sums). For each row (d, h) the kernel accumulates per lane
-//   rs = sum_w e(x)        rsx = sum_w e(x) * w
-// then folds the row into per-plane vectors ps += rs, psx += rsx, psy += h * rs, so no horizontal
-// reduction happens inside a plane. Each plane is reduced to double once:
-//   S += sum(ps), SX += sum(psx), SY += sum(psy), SZ += d * sum(ps),
+// the sums). Within a plane d the kernel accumulates per lane, with no horizontal reduction,
+//   ps = sum e(x)      psx = sum e(x) * w      cum = sum over rows h of ps (after row h)
+// where cum gives the row-weighted sum without a multiply per row: sum_h h * r_h = H * S - cum
+// (r_h the sum of row h, S the plane's sum). Each plane is reduced to double once:
+//   S += sum(ps), SX += sum(psx), SY += H * sum(ps) - sum(cum), SZ += d * sum(ps),
 // and the result is (SX, SY, SZ) / S with peak = max e / S. Float partial sums cover one plane
-// (at most H*W/kWidth terms a lane), double sums cover the depth.
+// (at most H*W/kWidth terms a lane; cum at most H times that), double sums cover the depth.
 #pragma once
 
 #include <cstddef>
@@ -72,35 +72,51 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
   for (size_t w = 0; w < width; ++w) column[w] = static_cast<float>(w);
 
   double s = 0.0, sx = 0.0, sy = 0.0, sz = 0.0;
-  V top = Vec::zero();
+  // Two accumulator sets (even and odd chunks of a row) halve the add-latency chains.
+  V top0 = Vec::zero(), top1 = Vec::zero();
   for (size_t d = 0; d < depth; ++d) {
-    V ps = Vec::zero(), psx = Vec::zero(), psy = Vec::zero();
+    V ps0 = Vec::zero(), ps1 = Vec::zero(), psx0 = Vec::zero(), psx1 = Vec::zero();
+    V cum0 = Vec::zero(), cum1 = Vec::zero();
     for (size_t h = 0; h < height; ++h) {
       const float* row = x + (d * height + h) * width;
-      V rs = Vec::zero(), rsx = Vec::zero();
-      for (size_t w = 0; w < full; w += kW) {
+      size_t w = 0;
+      for (; w + 2 * kW <= full; w += 2 * kW) {
+        const V e0 = Prob::apply(Vec::load(row + w), vshift);
+        const V e1 = Prob::apply(Vec::load(row + w + kW), vshift);
+        ps0 = Vec::add(ps0, e0);
+        ps1 = Vec::add(ps1, e1);
+        psx0 = Vec::fmadd(e0, Vec::load(column + w), psx0);
+        psx1 = Vec::fmadd(e1, Vec::load(column + w + kW), psx1);
+        if constexpr (kTaylor) {
+          top0 = Vec::max(top0, e0);
+          top1 = Vec::max(top1, e1);
+        }
+      }
+      if (w < full) {
         const V e = Prob::apply(Vec::load(row + w), vshift);
-        rs = Vec::add(rs, e);
-        rsx = Vec::fmadd(e, Vec::load(column + w), rsx);
-        if constexpr (kTaylor) top = Vec::max(top, e);
+        ps0 = Vec::add(ps0, e);
+        psx0 = Vec::fmadd(e, Vec::load(column + w), psx0);
+        if constexpr (kTaylor) top0 = Vec::max(top0, e);
       }
       if (tail) {
         V e = Prob::apply(Vec::load_tail(row + full, tail), vshift);
         e = Vec::fill_tail(e, tail, 0.f);
-        rs = Vec::add(rs, e);
-        rsx = Vec::fmadd(e, Vec::load_tail(column + full, tail), rsx);
-        if constexpr (kTaylor) top = Vec::max(top, e);
+        ps1 = Vec::add(ps1, e);
+        psx1 = Vec::fmadd(e, Vec::load_tail(column + full, tail), psx1);
+        if constexpr (kTaylor) top1 = Vec::max(top1, e);
       }
-      ps = Vec::add(ps, rs);
-      psx = Vec::add(psx, rsx);
-      psy = Vec::fmadd(rs, Vec::set1(static_cast<float>(h)), psy);
+      // Prefix sums over rows: cum = sum_h P_h with P_h the plane sum up to row h, so that
+      // sum_h h * r_h = H * S_plane - cum (no per-row multiply by h).
+      cum0 = Vec::add(cum0, ps0);
+      cum1 = Vec::add(cum1, ps1);
     }
-    const double plane = Vec::hsum_f64(ps);
+    const double plane = Vec::hsum_f64(Vec::add(ps0, ps1));
     s += plane;
-    sx += Vec::hsum_f64(psx);
-    sy += Vec::hsum_f64(psy);
+    sx += Vec::hsum_f64(Vec::add(psx0, psx1));
+    sy += static_cast<double>(height) * plane - Vec::hsum_f64(Vec::add(cum0, cum1));
     sz += plane * static_cast<double>(d);
   }
+  const V top = Vec::max(top0, top1);
   double top_e = 1.0;  // exact: the max bin has e = exp(0) = 1
   if constexpr (kTaylor) {
     // Add the constant half of f: count and index sums of the whole volume, in double.

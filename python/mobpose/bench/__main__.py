@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUITES = ("kernels",)
+SUITES = ("kernels", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mobpose.bench", description=__doc__)
     sub = parser.add_subparsers(dest="suite", required=True)
-    from . import kernels
+    from . import kernels, report
 
     kernels.add_arguments(sub.add_parser("kernels", help="C++ kernels vs PyTorch, same run"))
+    report.add_arguments(sub.add_parser("report", help="markdown tables from a --out file"))
     args = parser.parse_args(argv)
-    if args.suite == "kernels":
-        return kernels.run(args)
-    return 2
+    return {"kernels": kernels.run, "report": report.run}[args.suite](args)
 
 
 if __name__ == "__main__":
