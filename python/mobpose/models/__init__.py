@@ -4,6 +4,7 @@
 torch.
 """
 
+from . import prm
 from .registry import create_model, list_models, register_model
 
 __all__ = ["create_model", "list_models", "register_model"]
