@@ -4,7 +4,7 @@
 torch.
 """
 
-from . import convnextpose, prm  # noqa: F401  (registers the variants)
+from . import convnextpose, prm, videopose3d  # noqa: F401  (registers the variants)
 from .registry import create_model, list_models, register_model
 
 __all__ = ["create_model", "list_models", "register_model"]
