@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,18 +55,12 @@ def test_schedules() -> None:
         TrainConfig(batch_size=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     single = toy_train.run(str(tmp_path / "single"))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), str(Path(__file__).parent / "helpers" / "toy_train.py"),
-           str(tmp_path / "ddp")]
+    # --standalone: a local rendezvous on a free port chosen by torchrun itself.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(Path(__file__).parent / "helpers" / "toy_train.py"), str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     tensors, _ = ck.load(tmp_path / "ddp" / "last.safetensors", kind="training")
