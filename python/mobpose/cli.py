@@ -1,4 +1,4 @@
-"""The `mobpose` command line: `mobpose info`, `mobpose bench kernels ...`."""
+"""The `mobpose` command line: info, train, eval, bench."""
 
 from __future__ import annotations
 
@@ -28,12 +28,87 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub) -> None:
+    train = sub.add_parser("train", help="train a model (resumable: run again with the same --out)")
+    which = train.add_subparsers(dest="what", required=True)
+    prm = which.add_parser("prm", help="stage 2: the PRM on noisy ground-truth CMU sequences")
+    prm.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
+    prm.add_argument("--model", default="prm_small", help="registry name (default prm_small)")
+    mode = prm.add_mutually_exclusive_group()
+    mode.add_argument("--causal", dest="causal", action="store_true", default=True, help="streaming mode (default)")
+    mode.add_argument("--centred", dest="causal", action="store_false", help="centred window (seq2seq)")
+    prm.add_argument("--frames", type=int, default=None, help="window T (default: the model's, 27)")
+    prm.add_argument("--prior", choices=("mul", "add", "none"), default=None, help="attention prior form")
+    prm.add_argument("--no-adj2", action="store_true", help="without the learnable adjacency Adj2")
+    prm.add_argument("--blocks", default=None, help="block layout, e.g. stststst, ssssssss, tttttttt")
+    prm.add_argument("--epochs", type=int, default=8)
+    prm.add_argument("--batch-size", type=int, default=64)
+    prm.add_argument("--lr", type=float, default=1e-3)
+    prm.add_argument("--views", type=int, default=4, help="random cameras per training sequence")
+    prm.add_argument("--stride", type=int, default=2, help="frames between training windows")
+    prm.add_argument("--max-sequences", type=int, default=0, help="use only N training sequences (smoke runs)")
+    prm.add_argument("--eval-sequences", type=int, default=0, help="validate on N test sequences (0: all)")
+    prm.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
+    prm.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    prm.add_argument("--seed", type=int, default=0)
+
+
+def _add_eval(sub) -> None:
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on a protocol")
+    which = ev.add_subparsers(dest="what", required=True)
+    prm = which.add_parser("prm", help="a PRM on CMU-17 (noisy ground-truth input)")
+    prm.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train prm'")
+    prm.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
+    prm.add_argument("--json", default=None, help="also write the report as JSON here")
+
+
+def _train(args) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.what == "prm":
+        from .train import TrainConfig
+        from .train.prm_stage import PRMDataConfig, train_prm
+
+        kw = {"causal": args.causal}
+        for key, value in (("num_frames", args.frames), ("prior", args.prior), ("blocks", args.blocks)):
+            if value is not None:
+                kw[key] = value
+        if args.no_adj2:
+            kw["learn_adj"] = False
+        data = PRMDataConfig(views=args.views, stride=args.stride, max_sequences=args.max_sequences, seed=args.seed)
+        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.1,
+                            schedule="cosine", warmup_epochs=min(0.5, args.epochs / 4), min_lr=1e-5,
+                            grad_clip=1.0, seed=args.seed, max_steps=args.max_steps)
+        summary = train_prm(args.out, model_name=args.model, model_kwargs=kw, data=data, train=train,
+                            eval_sequences=args.eval_sequences)
+        print(json.dumps(summary))
+    return 0
+
+
+def _eval(args) -> int:
+    if args.what == "prm":
+        from .train.prm_stage import evaluate_prm, format_report, load_prm, protocol_set
+
+        model = load_prm(args.checkpoint)
+        report = evaluate_prm(model, protocol_set(max_sequences=args.eval_sequences))
+        print(f"checkpoint {args.checkpoint}: causal={model.config.causal} window={model.config.num_frames}")
+        print(format_report(report))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mobpose` console script."""
     parser = argparse.ArgumentParser(prog="mobpose", description="Real-time monocular 3D human pose.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, kernel variant and what is installed")
+    _add_train(sub)
+    _add_eval(sub)
     bench = sub.add_parser("bench", help="benchmarks (same as python -m mobpose.bench)")
     bench.add_argument("suite_args", nargs=argparse.REMAINDER, help="SUITE [options], e.g. kernels --quick")
     args = parser.parse_args(argv)
@@ -42,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "info":
         return _info(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "eval":
+        return _eval(args)
     from .bench.__main__ import main as bench_main
 
     return bench_main(args.suite_args)

@@ -32,7 +32,7 @@ from .. import functional as F
 from ..skeleton import H36M_17, temporal_adjacency
 from .registry import register_model
 
-__all__ = ["PRM", "MQAPrior", "PRMConfig", "count_prm_macs"]
+__all__ = ["PRM", "MQAPrior", "PRMConfig", "config_dict", "count_prm_macs", "prm_from_config"]
 
 PRIOR_FORMS = ("mul", "add", "none")
 
@@ -255,6 +255,13 @@ def prm_small(**kwargs) -> PRM:
 def prm_test(**kwargs) -> PRM:
     """A tiny PRM for tests: C=16, 2 heads, one pair, T=9."""
     return _build(kwargs, dim=16, heads=2, blocks="st", num_frames=9)
+
+
+def prm_from_config(config: dict) -> PRM:
+    """Rebuilds a PRM from `config_dict` output (checkpoint metadata)."""
+    d = dict(config)
+    d["parents"] = tuple(d.get("parents", H36M_17.parents))
+    return PRM(PRMConfig(**d))
 
 
 def config_dict(config: PRMConfig) -> dict:

@@ -204,6 +204,8 @@ def fit(
     started = time.perf_counter()
     done = False
     for epoch in range(start_epoch, config.epochs):
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)  # per-epoch augmentation draws (deterministic, also on resume)
         batches = _batches(len(dataset), config.batch_size, config.seed, epoch, rank, world)
         first = start_batch if epoch == start_epoch else 0
         net.train()

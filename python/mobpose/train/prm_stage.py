@@ -1,0 +1,196 @@
+"""Stage 2: the PRM trained alone on sequences of per-frame 3D estimates, and its CMU-17 evaluation.
+
+Inputs are root-relative camera-space poses (mm) of the CMU motion seen by virtual cameras. Until a
+trained IPEM exists (and as a documented option afterwards) they are the ground truth corrupted by
+`mobpose.data.EstimatorNoise`, which imitates a per-frame estimator (per-joint jitter, correlated
+drift, larger depth error, occasional limb swaps and outliers); the checkpoint records which input
+was used ("input": "noisy-gt" with the noise parameters). Targets are the clean poses.
+
+Training data: the CMU train split resampled to `fps`, `views` random cameras per sequence, each with
+its own random bone lengths (log-normal, sigma `bone_sigma`); a new noise draw for every window in
+every epoch, and a random left/right flip (p = 0.5).
+
+CMU-17 protocol (evaluation): the CMU test split at `fps`, the four `protocol_cameras(seed=0)`
+(moved back until the whole clip is in view), one fixed noise draw per clip and camera (seed 0),
+every frame an output: causal models use the window ending at the frame, centred ones the window
+centred on it (clip edges replicated). Metrics per action and overall: MPJPE, P-MPJPE, PA-MPJPE,
+N-MPJPE, MPJVE (mobpose.metrics; protocol names there), for the input and for the refined poses.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..data import EstimatorNoise, corrupt, load_cmu, make_views, protocol_cameras, random_bone_scale, random_camera
+from ..data.motion import resample
+from ..losses import prm_loss
+from ..models import create_model
+from ..models.prm import PRM, config_dict
+from ..skeleton import H36M_17
+from .evaluation import format_report, report_by_action
+from .loop import TrainConfig, fit
+
+__all__ = [
+    "PRMDataConfig", "build_training_set", "evaluate_prm", "format_report", "load_prm", "protocol_set", "train_prm",
+    "refine_clip",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PRMDataConfig:
+    """How stage-2 data is made (see the module docstring)."""
+
+    fps: float = 30.0
+    views: int = 4
+    bone_sigma: float = 0.05
+    stride: int = 2
+    flip: bool = True
+    noise: EstimatorNoise = field(default_factory=EstimatorNoise)
+    max_sequences: int = 0  # > 0: only the first N train sequences (tests, smoke runs)
+    seed: int = 0
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d["noise"] = self.noise.describe()
+        d["input"] = "noisy-gt"
+        return d
+
+
+def _root_relative(poses: np.ndarray) -> np.ndarray:
+    return poses - poses[:, :1]
+
+
+def build_training_set(data: PRMDataConfig, window: int, causal: bool):
+    """Windows of clean root-relative poses; noise and flips are drawn per item by the transform."""
+    from ..data import PoseWindowDataset
+
+    sequences = [resample(s, data.fps) for s in load_cmu(split="train")]
+    if data.max_sequences:
+        sequences = sequences[: data.max_sequences]
+    rng = np.random.default_rng(data.seed)
+    clips = []
+    for seq in sequences:
+        for _ in range(data.views):
+            positions = random_bone_scale(seq.positions, H36M_17, rng, sigma=data.bone_sigma)
+            views = make_views(positions, random_camera(rng), fit=True)
+            clips.append(_root_relative(views.positions_rel))
+    flip_idx = H36M_17.flip_indices
+
+    def transform(x: np.ndarray, y: np.ndarray, item_rng: np.random.Generator):
+        noisy = _root_relative(corrupt(x, item_rng, data.noise))
+        target = y
+        if data.flip and item_rng.random() < 0.5:
+            noisy, target = noisy[:, flip_idx] * [-1, 1, 1], target[:, flip_idx] * [-1, 1, 1]
+        return noisy, target
+
+    mode = "causal" if causal else "centred"
+    dataset = PoseWindowDataset(clips, clips, window, mode=mode, stride=data.stride, transform=transform,
+                                seed=data.seed)
+    logger.info("stage-2 training set: %d clips, %d windows of %d frames", len(clips), len(dataset), window)
+    return dataset
+
+
+def protocol_set(fps: float = 30.0, noise: EstimatorNoise | None = None, seed: int = 0, max_sequences: int = 0):
+    """The CMU-17 evaluation clips: list of (action, name, camera, clean (T,17,3), noisy (T,17,3)) in mm."""
+    noise = noise or EstimatorNoise()
+    sequences = [resample(s, fps) for s in load_cmu(split="test")]
+    if max_sequences:
+        sequences = sequences[:max_sequences]
+    out = []
+    for si, seq in enumerate(sequences):
+        for ci, cam in enumerate(protocol_cameras(seed=seed)):
+            clean = _root_relative(make_views(seq, cam, fit=True).positions_rel)
+            noisy = _root_relative(corrupt(clean, np.random.default_rng((seed, si, ci)), noise))
+            out.append((seq.action, seq.name, ci, clean, noisy))
+    return out
+
+
+def _windows(clip: np.ndarray, window: int, causal: bool) -> np.ndarray:
+    """(T, W, J, 3): for every frame the window the model sees (edges replicated)."""
+    t_len = clip.shape[0]
+    past = window - 1 if causal else window // 2
+    idx = np.clip(np.arange(t_len)[:, None] - past + np.arange(window)[None, :], 0, t_len - 1)
+    return clip[idx]
+
+
+def refine_clip(model: PRM, clip: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Runs the PRM over a whole clip (T, J, 3) mm, one output per frame (its window's anchor)."""
+    cfg = model.config
+    wins = _windows(clip, cfg.num_frames, cfg.causal)
+    anchor = cfg.num_frames - 1 if cfg.causal else cfg.num_frames // 2
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(wins), batch):
+            x = torch.from_numpy(np.ascontiguousarray(wins[i: i + batch], dtype=np.float32))
+            outs.append(model(x)[:, anchor].numpy())
+    return np.concatenate(outs)
+
+
+def evaluate_prm(model: PRM, clips) -> dict:
+    """Report (see `evaluation.report_by_action`) of the input and the PRM output over the protocol clips."""
+    model.eval()
+    return report_by_action(
+        (action, clean, {"input": noisy, "refined": refine_clip(model, noisy)})
+        for action, _name, _cam, clean, noisy in clips
+    )
+
+
+def load_prm(path: str) -> PRM:
+    """A PRM from a weights or training checkpoint (checksum verified)."""
+    from .. import checkpoint as ck
+    from ..models.prm import prm_from_config
+
+    tensors, meta = ck.load(path)
+    model = prm_from_config(meta["config"])
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def train_prm(
+    out_dir: str,
+    *,
+    model_name: str = "prm_small",
+    model_kwargs: dict | None = None,
+    data: PRMDataConfig | None = None,
+    train: TrainConfig | None = None,
+    eval_sequences: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Stage 2 end to end: data, training (resumable in `out_dir`), CMU-17 validation each epoch.
+
+    The best checkpoint (lowest refined MPJPE on the protocol clips) is `out_dir/best.safetensors`.
+    """
+    data = data or PRMDataConfig()
+    train = train or TrainConfig(epochs=8, batch_size=64, lr=1e-3, weight_decay=0.1, schedule="cosine",
+                                 warmup_epochs=0.5, min_lr=1e-5, grad_clip=1.0)
+    model = create_model(model_name, **(model_kwargs or {}))
+    cfg = model.config
+    dataset = build_training_set(data, cfg.num_frames, cfg.causal)
+    clips = protocol_set(data.fps, data.noise, seed=0, max_sequences=eval_sequences)
+    weights = torch.tensor(
+        [1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4], dtype=torch.float32
+    )[: cfg.num_joints]
+
+    def collate(items):
+        return (torch.stack([i["input"] for i in items]), torch.stack([i["target"] for i in items]))
+
+    def loss_fn(net, batch):
+        x, y = batch
+        return prm_loss(net(x), y, weights=weights) / 1000.0  # mm -> m: loss of order 0.01-0.1
+
+    def validate(m):
+        rep = evaluate_prm(m, clips)["all"]
+        return {f"{kind}_{k}": v for kind, vals in rep.items() for k, v in vals.items()}
+
+    return fit(
+        model, model_name=model_name, model_config=config_dict(cfg), dataset=dataset, collate=collate,
+        loss_fn=loss_fn, config=train, out_dir=out_dir, validate=validate, best_metric="refined_MPJPE",
+        run_info={"stage": 2, "data": data.describe()}, progress=progress,
+    )
