@@ -53,6 +53,24 @@ def _add_train(sub) -> None:
     prm.add_argument("--seed", type=int, default=0)
 
 
+    lifter = which.add_parser("lifter", help="the VideoPose3D lifter on CMU 2D projections")
+    lifter.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
+    lifter.add_argument("--model", default="videopose3d_27", help="videopose3d_27 | _81 | _243 | _test")
+    lifter.add_argument("--channels", type=int, default=256, help="conv channels (paper: 1024; 256 trains on a CPU)")
+    lifter.add_argument("--causal", action="store_true", help="causal (no look-ahead) model")
+    lifter.add_argument("--gt-2d", action="store_true", help="train on ground-truth 2D instead of noisy 2D")
+    lifter.add_argument("--epochs", type=int, default=10)
+    lifter.add_argument("--batch-size", type=int, default=256)
+    lifter.add_argument("--lr", type=float, default=1e-3)
+    lifter.add_argument("--views", type=int, default=4)
+    lifter.add_argument("--stride", type=int, default=2)
+    lifter.add_argument("--max-sequences", type=int, default=0)
+    lifter.add_argument("--eval-sequences", type=int, default=0)
+    lifter.add_argument("--max-steps", type=int, default=0)
+    lifter.add_argument("--threads", type=int, default=0)
+    lifter.add_argument("--seed", type=int, default=0)
+
+
 def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a protocol")
     which = ev.add_subparsers(dest="what", required=True)
@@ -60,6 +78,10 @@ def _add_eval(sub) -> None:
     prm.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train prm'")
     prm.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
     prm.add_argument("--json", default=None, help="also write the report as JSON here")
+    lifter = which.add_parser("lifter", help="a lifter on CMU-17 with ground-truth and noisy 2D")
+    lifter.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train lifter'")
+    lifter.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
+    lifter.add_argument("--json", default=None, help="also write the report as JSON here")
 
 
 def _train(args) -> int:
@@ -84,6 +106,18 @@ def _train(args) -> int:
         summary = train_prm(args.out, model_name=args.model, model_kwargs=kw, data=data, train=train,
                             eval_sequences=args.eval_sequences)
         print(json.dumps(summary))
+    if args.what == "lifter":
+        from .train import TrainConfig
+        from .train.lifter_stage import LifterDataConfig, train_lifter
+
+        data = LifterDataConfig(views=args.views, stride=args.stride, noisy_2d=not args.gt_2d,
+                                max_sequences=args.max_sequences, seed=args.seed)
+        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.0,
+                            schedule="exponential", decay=0.95, seed=args.seed, max_steps=args.max_steps)
+        summary = train_lifter(args.out, model_name=args.model,
+                               model_kwargs={"channels": args.channels, "causal": args.causal}, data=data,
+                               train=train, eval_sequences=args.eval_sequences)
+        print(json.dumps(summary))
     return 0
 
 
@@ -94,10 +128,17 @@ def _eval(args) -> int:
         model = load_prm(args.checkpoint)
         report = evaluate_prm(model, protocol_set(max_sequences=args.eval_sequences))
         print(f"checkpoint {args.checkpoint}: causal={model.config.causal} window={model.config.num_frames}")
-        print(format_report(report))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(report, f, indent=2)
+    else:
+        from .train.evaluation import format_report
+        from .train.lifter_stage import evaluate_lifter, lifter_protocol_set, load_lifter
+
+        model = load_lifter(args.checkpoint)
+        report = evaluate_lifter(model, lifter_protocol_set(max_sequences=args.eval_sequences))
+        print(f"checkpoint {args.checkpoint}: causal={model.causal} receptive field={model.receptive_field}")
+    print(format_report(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
     return 0
 
 
@@ -115,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "info":
-        return _info(args)
-    if args.command == "train":
-        return _train(args)
-    if args.command == "eval":
-        return _eval(args)
+    try:
+        if args.command == "info":
+            return _info(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "eval":
+            return _eval(args)
+    except (FileNotFoundError, ValueError, TypeError) as exc:  # bad input: one clear line, no traceback
+        print(f"mobpose: error: {exc}", file=sys.stderr)
+        return 2
     from .bench.__main__ import main as bench_main
 
     return bench_main(args.suite_args)

@@ -129,6 +129,8 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: i
         raise ValueError(f"batch_size {batch_size} is smaller than the number of processes {world}")
     global_size = per_rank * world
     count = n // global_size
+    if count == 0:
+        raise ValueError(f"the dataset has {n} samples, fewer than one batch of {global_size}")
     return [order[i * global_size + rank * per_rank: i * global_size + (rank + 1) * per_rank] for i in range(count)]
 
 
@@ -174,7 +176,7 @@ def fit(
     last = out / "last.safetensors"
     if last.exists():
         tensors, meta = ck.load(last, kind="training")
-        if meta["model"] != model_name or meta["config"] != model_config:
+        if meta["model"] != model_name or meta["config"] != json.loads(json.dumps(model_config)):
             raise ValueError(f"{last} belongs to another model or config; use a new out_dir")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["training"]["optimizer"]))
