@@ -71,6 +71,41 @@ def _add_train(sub) -> None:
     lifter.add_argument("--seed", type=int, default=0)
 
 
+def _add_ablate(sub) -> None:
+    ab = sub.add_parser("ablate", help="the PRM ablation on CMU-17 (trains each variant, then tabulates)")
+    ab.add_argument("what", choices=("prm",))
+    ab.add_argument("--out", required=True, help="folder: one resumable run per variant, ablation.md")
+    ab.add_argument("--centred", action="store_true", help="centred windows (default causal)")
+    ab.add_argument("--epochs", type=int, default=2)
+    ab.add_argument("--views", type=int, default=2)
+    ab.add_argument("--stride", type=int, default=2)
+    ab.add_argument("--batch-size", type=int, default=64)
+    ab.add_argument("--lr", type=float, default=1e-3)
+    ab.add_argument("--max-sequences", type=int, default=0)
+    ab.add_argument("--eval-sequences", type=int, default=0)
+    ab.add_argument("--threads", type=int, default=0)
+
+
+def _ablate(args) -> int:
+    import torch
+
+    from .train import TrainConfig
+    from .train.prm_stage import PRMDataConfig, run_ablation
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = PRMDataConfig(views=args.views, stride=args.stride, max_sequences=args.max_sequences)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.1,
+                        schedule="cosine", warmup_epochs=min(0.5, args.epochs / 4), min_lr=1e-5, grad_clip=1.0)
+    _, table = run_ablation(args.out, causal=not args.centred, data=data, train=train,
+                            eval_sequences=args.eval_sequences)
+    from pathlib import Path
+
+    Path(args.out, "ablation.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
 def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a protocol")
     which = ev.add_subparsers(dest="what", required=True)
@@ -150,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="version, kernel variant and what is installed")
     _add_train(sub)
     _add_eval(sub)
+    _add_ablate(sub)
     bench = sub.add_parser("bench", help="benchmarks (same as python -m mobpose.bench)")
     bench.add_argument("suite_args", nargs=argparse.REMAINDER, help="SUITE [options], e.g. kernels --quick")
     args = parser.parse_args(argv)
@@ -163,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "ablate":
+            return _ablate(args)
     except (FileNotFoundError, ValueError, TypeError) as exc:  # bad input: one clear line, no traceback
         print(f"mobpose: error: {exc}", file=sys.stderr)
         return 2

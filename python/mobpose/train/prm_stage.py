@@ -36,7 +36,7 @@ from .loop import TrainConfig, fit
 
 __all__ = [
     "PRMDataConfig", "build_training_set", "evaluate_prm", "format_report", "load_prm", "protocol_set", "train_prm",
-    "refine_clip",
+    "refine_clip", "run_ablation", "ABLATION",
 ]
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,54 @@ def load_prm(path: str) -> PRM:
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
     model.load_state_dict(state)
     return model.eval()
+
+
+# The poster's ablation on CMU-17, plus the prior's form and Adj2 (DESIGN.md section 4).
+ABLATION = {
+    "spatial only (2x depth)": {"blocks": "ssssssss"},
+    "temporal only (2x depth)": {"blocks": "tttttttt"},
+    "spatial + temporal (mul prior, Adj2)": {},
+    "spatial + temporal (add prior, Adj2)": {"prior": "add"},
+    "spatial + temporal (mul prior, no Adj2)": {"learn_adj": False},
+    "spatial + temporal (no prior)": {"prior": "none"},
+}
+
+
+def run_ablation(
+    out_dir: str,
+    *,
+    causal: bool = True,
+    data: PRMDataConfig | None = None,
+    train: TrainConfig | None = None,
+    eval_sequences: int = 0,
+    variants: dict | None = None,
+    progress: bool = True,
+) -> tuple[dict, str]:
+    """Trains every variant (each resumable in its own sub-folder) and tabulates CMU-17 results.
+
+    Returns:
+        ({variant: {metric: value}}, a markdown table). The first row is the PRM's input.
+    """
+    import re
+    from pathlib import Path
+
+    variants = variants if variants is not None else ABLATION
+    clips = protocol_set((data or PRMDataConfig()).fps, (data or PRMDataConfig()).noise, max_sequences=eval_sequences)
+    rows: dict[str, dict] = {}
+    for name, kwargs in variants.items():
+        folder = Path(out_dir) / re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        train_prm(str(folder), model_kwargs={"causal": causal, **kwargs}, data=data, train=train,
+                  eval_sequences=eval_sequences, progress=progress)
+        model = load_prm(str(folder / "best.safetensors"))
+        rep = evaluate_prm(model, clips)["all"]
+        rows.setdefault("input (noisy per-frame estimate)", rep["input"])
+        rows[name] = rep["refined"] | {"params": sum(p.numel() for p in model.parameters())}
+    cols = ("MPJPE", "P-MPJPE", "PA-MPJPE", "MPJVE")
+    lines = ["| CMU-17, " + ("causal" if causal else "centred") + " | " + " | ".join(f"{c} mm" for c in cols)
+             + " | params |", "|---" * (len(cols) + 2) + "|"]
+    for name, vals in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{vals[c]:.1f}" for c in cols) + f" | {vals.get('params', '')} |")
+    return rows, "\n".join(lines)
 
 
 def train_prm(
