@@ -79,3 +79,21 @@ def test_cli_reports_bad_checkpoints(tmp_path: Path) -> None:
     corrupt = _cli("eval", "lifter", str(bad))
     assert corrupt.returncode == 2 and "bad.safetensors" in corrupt.stderr
     assert "Traceback" not in corrupt.stderr
+
+
+def test_cli_eval_on_a_users_h36m_file(tmp_path: Path) -> None:
+    """A small file in the VideoPose3D data_3d_h36m.npz format (metres, 32 joints) for S9 and S11."""
+    from mobpose.data import load_cmu
+
+    walk = load_cmu(split="test", actions=["walking"])[0].positions[:200]  # mm, Z up
+    joints32 = np.zeros((len(walk), 32, 3), np.float32)
+    kept = [i for i in range(32) if i not in (4, 5, 9, 10, 11, 16, 20, 21, 22, 23, 24, 28, 29, 30, 31)]
+    joints32[:, kept] = walk / 1000.0
+    np.savez_compressed(tmp_path / "data_3d_h36m.npz",
+                        positions_3d={"S9": {"Walking 1": joints32}, "S11": {"Walking": joints32[:150]}})
+    run = _cli("train", "prm", "--out", str(tmp_path / "run"), "--model", "prm_test", "--max-sequences", "1",
+               "--views", "1", "--epochs", "1", "--batch-size", "16", "--eval-sequences", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    ev = _cli("eval", "prm", str(tmp_path / "run" / "last.safetensors"), "--h36m-3d", str(tmp_path / "data_3d_h36m.npz"))
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "H36M-17v" in ev.stdout and "Walking" in ev.stdout

@@ -113,10 +113,14 @@ def _add_eval(sub) -> None:
     prm.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train prm'")
     prm.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
     prm.add_argument("--json", default=None, help="also write the report as JSON here")
+    prm.add_argument("--h36m-3d", default=None,
+                     help="evaluate on Human3.6M S9/S11 from your data_3d_h36m.npz (protocol H36M-17v) instead")
     lifter = which.add_parser("lifter", help="a lifter on CMU-17 with ground-truth and noisy 2D")
     lifter.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train lifter'")
     lifter.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
     lifter.add_argument("--json", default=None, help="also write the report as JSON here")
+    lifter.add_argument("--h36m-3d", default=None,
+                        help="evaluate on Human3.6M S9/S11 from your data_3d_h36m.npz (protocol H36M-17v) instead")
 
 
 def _train(args) -> int:
@@ -161,16 +165,16 @@ def _eval(args) -> int:
         from .train.prm_stage import evaluate_prm, format_report, load_prm, protocol_set
 
         model = load_prm(args.checkpoint)
-        report = evaluate_prm(model, protocol_set(max_sequences=args.eval_sequences))
+        report = evaluate_prm(model, protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d))
         print(f"checkpoint {args.checkpoint}: causal={model.config.causal} window={model.config.num_frames}")
     else:
         from .train.evaluation import format_report
         from .train.lifter_stage import evaluate_lifter, lifter_protocol_set, load_lifter
 
         model = load_lifter(args.checkpoint)
-        report = evaluate_lifter(model, lifter_protocol_set(max_sequences=args.eval_sequences))
+        report = evaluate_lifter(model, lifter_protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d))
         print(f"checkpoint {args.checkpoint}: causal={model.causal} receptive field={model.receptive_field}")
-    print(format_report(report))
+    print(format_report(report, protocol="H36M-17v (Human3.6M S9/S11, virtual cameras)" if args.h36m_3d else "CMU-17"))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -97,10 +97,15 @@ def build_lifter_set(data: LifterDataConfig, window: int, causal: bool):
                              transform=transform, seed=data.seed)
 
 
-def lifter_protocol_set(fps: float = 30.0, noise: DetectorNoise | None = None, seed: int = 0, max_sequences: int = 0):
-    """CMU-17 clips for the lifter: list of (action, clean 3D mm (T,17,3), gt 2D, noisy 2D) (normalised)."""
+def lifter_protocol_set(fps: float = 30.0, noise: DetectorNoise | None = None, seed: int = 0, max_sequences: int = 0,
+                        h36m_3d: str | None = None):
+    """Protocol clips for the lifter: list of (action, clean 3D mm (T,17,3), gt 2D, noisy 2D) (normalised).
+
+    CMU test split by default; Human3.6M S9/S11 with `h36m_3d` (see `prm_stage.test_sequences`)."""
+    from .prm_stage import test_sequences
+
     noise = noise or DetectorNoise()
-    sequences = [resample(s, fps) for s in load_cmu(split="test")]
+    sequences = [resample(s, fps) for s in test_sequences(h36m_3d)]
     if max_sequences:
         sequences = sequences[:max_sequences]
     out = []

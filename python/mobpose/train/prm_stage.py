@@ -96,10 +96,22 @@ def build_training_set(data: PRMDataConfig, window: int, causal: bool):
     return dataset
 
 
-def protocol_set(fps: float = 30.0, noise: EstimatorNoise | None = None, seed: int = 0, max_sequences: int = 0):
-    """The CMU-17 evaluation clips: list of (action, name, camera, clean (T,17,3), noisy (T,17,3)) in mm."""
+def test_sequences(h36m_3d: str | None = None):
+    """The protocol's motion: the CMU test split ("CMU-17"), or Human3.6M S9 and S11 from a user's
+    VideoPose3D-format `data_3d_h36m.npz` ("H36M-17v": the same virtual cameras, since that file has
+    no cameras)."""
+    if h36m_3d is None:
+        return load_cmu(split="test")
+    from ..data import H36M_TEST_SUBJECTS, h36m_sequences, load_h36m_3d
+
+    return h36m_sequences(load_h36m_3d(h36m_3d, subjects=H36M_TEST_SUBJECTS))
+
+
+def protocol_set(fps: float = 30.0, noise: EstimatorNoise | None = None, seed: int = 0, max_sequences: int = 0,
+                 h36m_3d: str | None = None):
+    """The evaluation clips: list of (action, name, camera, clean (T,17,3), noisy (T,17,3)) in mm."""
     noise = noise or EstimatorNoise()
-    sequences = [resample(s, fps) for s in load_cmu(split="test")]
+    sequences = [resample(s, fps) for s in test_sequences(h36m_3d)]
     if max_sequences:
         sequences = sequences[:max_sequences]
     out = []
