@@ -94,6 +94,7 @@ def test_cli_eval_on_a_users_h36m_file(tmp_path: Path) -> None:
     run = _cli("train", "prm", "--out", str(tmp_path / "run"), "--model", "prm_test", "--max-sequences", "1",
                "--views", "1", "--epochs", "1", "--batch-size", "16", "--eval-sequences", "1")
     assert run.returncode == 0, run.stderr[-2000:]
-    ev = _cli("eval", "prm", str(tmp_path / "run" / "last.safetensors"), "--h36m-3d", str(tmp_path / "data_3d_h36m.npz"))
+    ev = _cli("eval", "prm", str(tmp_path / "run" / "last.safetensors"),
+              "--h36m-3d", str(tmp_path / "data_3d_h36m.npz"))
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert "H36M-17v" in ev.stdout and "Walking" in ev.stdout
