@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..data import DetectorNoise, corrupt_2d, load_cmu, make_views, protocol_cameras, random_bone_scale, random_camera
+from ..data import DetectorNoise, corrupt_2d, make_views, protocol_cameras
 from ..data.motion import resample
 from ..losses import mpjpe_loss
 from ..models import create_model
@@ -30,6 +30,7 @@ from ..models.videopose3d import TemporalModel
 from ..skeleton import H36M_17
 from .evaluation import report_by_action
 from .loop import TrainConfig, fit
+from .prm_stage import test_sequences, training_views
 
 __all__ = ["LifterDataConfig", "evaluate_lifter", "lift_clip", "lifter_protocol_set", "load_lifter", "train_lifter"]
 
@@ -63,8 +64,8 @@ def normalise_keypoints(pixels: np.ndarray, intrinsics: np.ndarray) -> np.ndarra
     return ((pixels - [cx, cy]) / [fx, fy]).astype(np.float32)
 
 
-def _clip(seq_positions: np.ndarray, camera):
-    views = make_views(seq_positions, camera, fit=True)
+def _lifter_pair(views) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised 2D (T,J,2), root-relative 3D mm (T,J,3)) of one PoseViews."""
     k = views.camera.intrinsics
     rel = views.positions_rel - views.positions_rel[:, :1]
     return normalise_keypoints(views.keypoints_2d, k), rel.astype(np.float32)
@@ -73,17 +74,11 @@ def _clip(seq_positions: np.ndarray, camera):
 def build_lifter_set(data: LifterDataConfig, window: int, causal: bool):
     from ..data import PoseWindowDataset
 
-    sequences = [resample(s, data.fps) for s in load_cmu(split="train")]
-    if data.max_sequences:
-        sequences = sequences[: data.max_sequences]
-    rng = np.random.default_rng(data.seed)
     inputs, targets = [], []
-    for seq in sequences:
-        for _ in range(data.views):
-            positions = random_bone_scale(seq.positions, H36M_17, rng, sigma=data.bone_sigma)
-            x, y = _clip(positions, random_camera(rng))
-            inputs.append(x)
-            targets.append(y / 1000.0)
+    for views in training_views(data.fps, data.views, data.bone_sigma, data.seed, data.max_sequences):
+        x, y = _lifter_pair(views)
+        inputs.append(x)
+        targets.append(y / 1000.0)
     flip_idx = H36M_17.flip_indices
 
     def transform(x: np.ndarray, y: np.ndarray, item_rng: np.random.Generator):
@@ -102,8 +97,6 @@ def lifter_protocol_set(fps: float = 30.0, noise: DetectorNoise | None = None, s
     """Protocol clips for the lifter: list of (action, clean 3D mm (T,17,3), gt 2D, noisy 2D) (normalised).
 
     CMU test split by default; Human3.6M S9/S11 with `h36m_3d` (see `prm_stage.test_sequences`)."""
-    from .prm_stage import test_sequences
-
     noise = noise or DetectorNoise()
     sequences = [resample(s, fps) for s in test_sequences(h36m_3d)]
     if max_sequences:
@@ -111,7 +104,7 @@ def lifter_protocol_set(fps: float = 30.0, noise: DetectorNoise | None = None, s
     out = []
     for si, seq in enumerate(sequences):
         for ci, cam in enumerate(protocol_cameras(seed=seed)):
-            x, y = _clip(seq.positions, cam)
+            x, y = _lifter_pair(make_views(seq.positions, cam, fit=True))
             out.append((seq.action, y, x, corrupt_2d(x, np.random.default_rng((seed, si, ci)), noise)))
     return out
 

@@ -36,7 +36,7 @@ from .loop import TrainConfig, fit
 
 __all__ = [
     "PRMDataConfig", "build_training_set", "evaluate_prm", "format_report", "load_prm", "protocol_set", "train_prm",
-    "refine_clip", "run_ablation", "ABLATION",
+    "refine_clip", "run_ablation", "ABLATION", "training_views",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,20 +66,25 @@ def _root_relative(poses: np.ndarray) -> np.ndarray:
     return poses - poses[:, :1]
 
 
+def training_views(fps: float, views: int, bone_sigma: float, seed: int, max_sequences: int = 0):
+    """Yields PoseViews of the CMU train split at `fps`: `views` random cameras per sequence, each
+    with its own random bone lengths (shared by the PRM and the lifter recipes)."""
+    sequences = [resample(s, fps) for s in load_cmu(split="train")]
+    if max_sequences:
+        sequences = sequences[:max_sequences]
+    rng = np.random.default_rng(seed)
+    for seq in sequences:
+        for _ in range(views):
+            positions = random_bone_scale(seq.positions, H36M_17, rng, sigma=bone_sigma)
+            yield make_views(positions, random_camera(rng), fit=True)
+
+
 def build_training_set(data: PRMDataConfig, window: int, causal: bool):
     """Windows of clean root-relative poses; noise and flips are drawn per item by the transform."""
     from ..data import PoseWindowDataset
 
-    sequences = [resample(s, data.fps) for s in load_cmu(split="train")]
-    if data.max_sequences:
-        sequences = sequences[: data.max_sequences]
-    rng = np.random.default_rng(data.seed)
-    clips = []
-    for seq in sequences:
-        for _ in range(data.views):
-            positions = random_bone_scale(seq.positions, H36M_17, rng, sigma=data.bone_sigma)
-            views = make_views(positions, random_camera(rng), fit=True)
-            clips.append(_root_relative(views.positions_rel))
+    clips = [_root_relative(v.positions_rel)
+             for v in training_views(data.fps, data.views, data.bone_sigma, data.seed, data.max_sequences)]
     flip_idx = H36M_17.flip_indices
 
     def transform(x: np.ndarray, y: np.ndarray, item_rng: np.random.Generator):
