@@ -29,7 +29,8 @@ def test_prm_stage_trains_evaluates_and_reloads(tmp_path: Path) -> None:
     report = evaluate_prm(model, protocol_set(max_sequences=1))
     assert set(report) == {"basketball", "all"}
     assert set(report["all"]) == {"input", "refined"} and set(report["all"]["input"]) == METRICS
-    assert report["all"]["refined"]["MPJPE"] == pytest.approx(summary["refined_MPJPE"], rel=1e-6)
+    assert report["all"]["refined"]["MPJPE"] == pytest.approx(summary["final"]["refined"]["MPJPE"], rel=1e-6)
+    assert json.loads((tmp_path / "report.json").read_text())["all"] == summary["final"]
 
 
 def test_refine_clip_is_causal_and_handles_short_clips() -> None:
@@ -50,6 +51,7 @@ def test_lifter_stage_trains_and_lifts(tmp_path: Path) -> None:
                            data=LifterDataConfig(max_sequences=2, views=1), train=TINY, eval_sequences=1,
                            progress=False)
     assert summary["steps"] > 0 and np.isfinite(summary["noisy-2d_MPJPE"])
+    assert set(summary["final"]) == {"gt-2d", "noisy-2d"}
     model = load_lifter(str(tmp_path / "best.safetensors"))
     out = lift_clip(model, np.zeros((4, 17, 2), dtype=np.float32))  # shorter than the receptive field
     assert out.shape == (4, 17, 3) and np.all(out[:, 0] == 0)

@@ -48,6 +48,7 @@ def _add_train(sub) -> None:
     prm.add_argument("--stride", type=int, default=2, help="frames between training windows")
     prm.add_argument("--max-sequences", type=int, default=0, help="use only N training sequences (smoke runs)")
     prm.add_argument("--eval-sequences", type=int, default=0, help="validate on N test sequences (0: all)")
+    prm.add_argument("--val-stride", type=int, default=4, help="validate each epoch on every k-th protocol clip")
     prm.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
     prm.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     prm.add_argument("--seed", type=int, default=0)
@@ -143,7 +144,7 @@ def _train(args) -> int:
                             schedule="cosine", warmup_epochs=min(0.5, args.epochs / 4), min_lr=1e-5,
                             grad_clip=1.0, seed=args.seed, max_steps=args.max_steps)
         summary = train_prm(args.out, model_name=args.model, model_kwargs=kw, data=data, train=train,
-                            eval_sequences=args.eval_sequences)
+                            eval_sequences=args.eval_sequences, val_stride=args.val_stride)
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig

@@ -30,7 +30,7 @@ from ..models.videopose3d import TemporalModel
 from ..skeleton import H36M_17
 from .evaluation import report_by_action
 from .loop import TrainConfig, fit
-from .prm_stage import test_sequences, training_views
+from .prm_stage import final_report, test_sequences, training_views
 
 __all__ = ["LifterDataConfig", "evaluate_lifter", "lift_clip", "lifter_protocol_set", "load_lifter", "train_lifter"]
 
@@ -171,8 +171,9 @@ def train_lifter(
         rep = evaluate_lifter(seq_model, clips)["all"]
         return {f"{kind}_{k}": v for kind, vals in rep.items() for k, v in vals.items()}
 
-    return fit(
+    summary = fit(
         model, model_name=model_name, model_config=model.config, dataset=dataset, collate=collate,
         loss_fn=loss_fn, config=train, out_dir=out_dir, validate=validate, best_metric="noisy-2d_MPJPE",
         run_info={"stage": "lifter", "data": data.describe()}, progress=progress,
     )
+    return final_report(summary, out_dir, lambda path: evaluate_lifter(load_lifter(path), clips))
