@@ -100,3 +100,21 @@ def test_cli_eval_on_a_users_h36m_file(tmp_path: Path) -> None:
               "--h36m-3d", str(tmp_path / "data_3d_h36m.npz"))
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert "H36M-17v" in ev.stdout and "Walking" in ev.stdout
+
+
+@pytest.mark.parametrize("unlabelled", ["semi", "drop"])
+def test_lifter_semi_supervised_option(tmp_path: Path, unlabelled: str) -> None:
+    data = LifterDataConfig(max_sequences=4, views=1, labelled_fraction=0.5, unlabelled=unlabelled)
+    summary = train_lifter(str(tmp_path), model_name="videopose3d_test", model_kwargs={"channels": 16}, data=data,
+                           train=TINY, eval_sequences=1, progress=False)
+    assert summary["steps"] > 0 and np.isfinite(summary["gt-2d_MPJPE"])
+    from mobpose import checkpoint as ck
+
+    tensors, meta = ck.load(tmp_path / "last.safetensors")
+    has_trajectory = any(k.startswith("model.trajectory.") for k in tensors)
+    assert has_trajectory == (unlabelled == "semi")
+    assert meta["training"]["run"]["data"]["labelled_fraction"] == 0.5
+    model = load_lifter(str(tmp_path / "last.safetensors"))  # the pose model alone
+    assert model.num_joints_out == 17
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        LifterDataConfig(labelled_fraction=0.0)

@@ -60,6 +60,11 @@ def _add_train(sub) -> None:
     lifter.add_argument("--channels", type=int, default=256, help="conv channels (paper: 1024; 256 trains on a CPU)")
     lifter.add_argument("--causal", action="store_true", help="causal (no look-ahead) model")
     lifter.add_argument("--gt-2d", action="store_true", help="train on ground-truth 2D instead of noisy 2D")
+    lifter.add_argument("--labelled-fraction", type=float, default=1.0,
+                        help="< 1: semi-supervised (trajectory model, 2D reprojection and bone-length losses on "
+                             "the unlabelled rest)")
+    lifter.add_argument("--drop-unlabelled", action="store_true",
+                        help="with --labelled-fraction: train on the labelled share only (the baseline)")
     lifter.add_argument("--epochs", type=int, default=10)
     lifter.add_argument("--batch-size", type=int, default=256)
     lifter.add_argument("--lr", type=float, default=1e-3)
@@ -151,7 +156,8 @@ def _train(args) -> int:
         from .train.lifter_stage import LifterDataConfig, train_lifter
 
         data = LifterDataConfig(views=args.views, stride=args.stride, noisy_2d=not args.gt_2d,
-                                max_sequences=args.max_sequences, seed=args.seed)
+                                max_sequences=args.max_sequences, labelled_fraction=args.labelled_fraction,
+                                unlabelled="drop" if args.drop_unlabelled else "semi", seed=args.seed)
         train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.0,
                             schedule="exponential", decay=0.95, seed=args.seed, max_steps=args.max_steps)
         summary = train_lifter(args.out, model_name=args.model,

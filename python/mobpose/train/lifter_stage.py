@@ -24,9 +24,9 @@ import torch
 
 from ..data import DetectorNoise, corrupt_2d, make_views, protocol_cameras
 from ..data.motion import resample
-from ..losses import mpjpe_loss
+from ..losses import bone_length_loss, mpjpe_loss, reprojection_loss
 from ..models import create_model
-from ..models.videopose3d import TemporalModel
+from ..models.videopose3d import TemporalModel, make_trajectory_model
 from ..skeleton import H36M_17
 from .evaluation import report_by_action
 from .loop import TrainConfig, fit
@@ -49,7 +49,15 @@ class LifterDataConfig:
     flip: bool = True
     noise: DetectorNoise = field(default_factory=DetectorNoise)
     max_sequences: int = 0
+    labelled_fraction: float = 1.0  # < 1: only this share of the clips keeps its 3D labels
+    unlabelled: str = "semi"  # the rest: "semi" (2D-only, semi-supervised losses) or "drop" (baseline)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.labelled_fraction <= 1.0:
+            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+        if self.unlabelled not in ("semi", "drop"):
+            raise ValueError(f"unlabelled must be 'semi' or 'drop', got {self.unlabelled!r}")
 
     def describe(self) -> dict:
         d = asdict(self)
@@ -75,21 +83,31 @@ def build_lifter_set(data: LifterDataConfig, window: int, causal: bool):
     from ..data import PoseWindowDataset
 
     inputs, targets = [], []
-    for views in training_views(data.fps, data.views, data.bone_sigma, data.seed, data.max_sequences):
+    all_views = list(training_views(data.fps, data.views, data.bone_sigma, data.seed, data.max_sequences))
+    if data.labelled_fraction < 1.0 and data.unlabelled == "drop":
+        all_views = all_views[: labelled_count(data, len(all_views))]
+    for views in all_views:
         x, y = _lifter_pair(views)
         inputs.append(x)
-        targets.append(y / 1000.0)
+        # (T, 18, 3) metres: 17 root-relative joints, then the root's camera-space position (trajectory).
+        targets.append(np.concatenate([y, views.positions_cam[:, :1]], axis=1) / 1000.0)
     flip_idx = H36M_17.flip_indices
 
     def transform(x: np.ndarray, y: np.ndarray, item_rng: np.random.Generator):
         if data.noisy_2d:
             x = corrupt_2d(x, item_rng, data.noise)
         if data.flip and item_rng.random() < 0.5:
-            x, y = x[:, flip_idx] * [-1, 1], y[:, flip_idx] * [-1, 1, 1]
+            x = x[:, flip_idx] * [-1, 1]
+            y = np.concatenate([y[:, flip_idx], y[:, 17:]], axis=1) * [-1, 1, 1]
         return x, y
 
     return PoseWindowDataset(inputs, targets, window, mode="causal" if causal else "centred", stride=data.stride,
                              transform=transform, seed=data.seed)
+
+
+def labelled_count(data: LifterDataConfig, clips: int) -> int:
+    """How many of the training clips (the first ones) keep their 3D labels."""
+    return max(1, round(data.labelled_fraction * clips))
 
 
 def lifter_protocol_set(fps: float = 30.0, noise: DetectorNoise | None = None, seed: int = 0, max_sequences: int = 0,
@@ -130,13 +148,28 @@ def evaluate_lifter(model: TemporalModel, clips) -> dict:
     )
 
 
+class SemiSupervisedLifter(torch.nn.Module):
+    """A pose lifter and its trajectory model (VideoPose3D's semi-supervised pair): x -> (poses, roots)."""
+
+    def __init__(self, pose: TemporalModel) -> None:
+        super().__init__()
+        self.pose = pose
+        self.trajectory = make_trajectory_model(pose)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pose(x), self.trajectory(x)
+
+
 def load_lifter(path: str) -> TemporalModel:
-    """The (dilated, sequence) lifter from a checkpoint written by `train_lifter`."""
+    """The (dilated, sequence) pose lifter from a checkpoint written by `train_lifter`."""
     from .. import checkpoint as ck
 
     tensors, meta = ck.load(path)
     model = TemporalModel(**meta["config"])
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")} or tensors)
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
+    if any(k.startswith("pose.") for k in state):  # semi-supervised run: keep the pose model
+        state = {k[5:]: v for k, v in state.items() if k.startswith("pose.")}
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -154,25 +187,51 @@ def train_lifter(
     data = data or LifterDataConfig()
     train = train or TrainConfig(epochs=10, batch_size=256, lr=1e-3, weight_decay=0.0, schedule="exponential",
                                  decay=0.95)
-    model = create_model(model_name, optimized=True, **(model_kwargs or {}))
-    dataset = build_lifter_set(data, model.receptive_field, model.causal)
+    pose = create_model(model_name, optimized=True, **(model_kwargs or {}))
+    dataset = build_lifter_set(data, pose.receptive_field, pose.causal)
     clips = lifter_protocol_set(data.fps, data.noise, max_sequences=eval_sequences)
+    semi = data.labelled_fraction < 1.0 and data.unlabelled == "semi"
+    # Clips (sequence x view) in the labelled share keep their 3D; the others give only 2D.
+    n_clips = len(dataset.inputs)
+    labelled = np.arange(n_clips) < (labelled_count(data, n_clips) if semi else n_clips)
+    model = SemiSupervisedLifter(pose) if semi else pose
 
     def collate(items):
-        return torch.stack([i["input"] for i in items]), torch.stack([i["target"][i["anchor"]] for i in items])
+        x = torch.stack([i["input"] for i in items])
+        y = torch.stack([i["target"][i["anchor"]] for i in items])  # (B, 18, 3)
+        lab = torch.tensor([bool(labelled[int(i["sequence"])]) for i in items])
+        kp = torch.stack([i["input"][i["anchor"]] for i in items])  # (B, 17, 2) the output frame's 2D
+        return x, y, lab, kp
 
     def loss_fn(net, batch):
-        x, y = batch
-        return mpjpe_loss(net(x)[:, 0], y)
+        x, y, lab, kp = batch
+        if not semi:
+            return mpjpe_loss(net(x)[:, 0], y[:, :17])
+        pred, traj = net(x)
+        pred, traj = pred[:, 0], traj[:, 0, 0]  # (B, 17, 3), (B, 3)
+        loss = pred.new_zeros(())
+        if lab.any():
+            loss = loss + mpjpe_loss(pred[lab], y[lab, :17])
+            # VideoPose3D weights the trajectory error by 1 / depth: far roots are harder.
+            w = 1.0 / y[lab, 17, 2]
+            loss = loss + (w * (traj[lab] - y[lab, 17]).norm(dim=-1)).mean()
+        if (~lab).any():
+            ident = torch.tensor([1.0, 1.0, 0, 0, 0, 0, 0, 0, 0])  # inputs are normalised coordinates
+            root = traj[~lab]
+            root = torch.cat([root[:, :2], root[:, 2:].clamp_min(0.5)], dim=-1)  # keep Z in front (m)
+            loss = loss + reprojection_loss(pred[~lab], root, kp[~lab], ident)
+            if lab.any():
+                loss = loss + bone_length_loss(pred[~lab], H36M_17, reference=pred[lab].detach(), squared=False)
+        return loss
 
     def validate(m):
-        seq_model = TemporalModel(**m.config)
-        seq_model.load_state_dict(m.state_dict())
+        seq_model = TemporalModel(**pose.config)
+        seq_model.load_state_dict(pose.state_dict())
         rep = evaluate_lifter(seq_model, clips)["all"]
         return {f"{kind}_{k}": v for kind, vals in rep.items() for k, v in vals.items()}
 
     summary = fit(
-        model, model_name=model_name, model_config=model.config, dataset=dataset, collate=collate,
+        model, model_name=model_name, model_config=pose.config, dataset=dataset, collate=collate,
         loss_fn=loss_fn, config=train, out_dir=out_dir, validate=validate, best_metric="noisy-2d_MPJPE",
         run_info={"stage": "lifter", "data": data.describe()}, progress=progress,
     )
