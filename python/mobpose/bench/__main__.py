@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     kernels.add_arguments(sub.add_parser("kernels", help="C++ kernels vs PyTorch, same run"))
     report.add_arguments(sub.add_parser("report", help="markdown tables from a --out file"))
     args = parser.parse_args(argv)
-    return {"kernels": kernels.run, "report": report.run}[args.suite](args)
+    return {"kernels": kernels.run, "report": report.run}[args.suite](args, lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

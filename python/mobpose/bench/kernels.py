@@ -17,6 +17,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,9 +55,9 @@ def copy_bandwidth_gbs(nbytes: int = COLD_BYTES) -> float:
     return 2 * nbytes / (t.median_ms * 1e-3) / 1e9
 
 
-def _emit(record: dict, out) -> None:
+def _emit(record: dict, out, emit: Callable[[str], None]) -> None:
     line = json.dumps(record)
-    print(line, flush=True)
+    emit(line)
     if out is not None:
         out.write(line + "\n")
 
@@ -130,7 +131,8 @@ def _mqa_case(shape, prior, causal, threads, budget, rng) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
+    """Runs the suite; `emit` receives each JSON line as it is measured (the CLI prints them)."""
     import torch
 
     from .. import _core
@@ -153,25 +155,25 @@ def run(args: argparse.Namespace) -> int:
             "bench": "kernels", "case": "machine", "cpu": platform.processor() or platform.machine(),
             "cores": cores, "variant": _core.kernel_variant(), "torch": torch.__version__,
             "copy_bandwidth_gbs": round(bw, 2),
-        }, out)
+        }, out, emit)
         for threads in _thread_counts(args.threads, cores):
             torch.set_num_threads(threads)
             if "soft_argmax_3d" in ops:
                 for shape in sa_shapes:
                     for mode in ("exact", "taylor", "taylor_clamped"):
                         summary.append(_softargmax_case(shape, mode, threads, bw, budget, rng))
-                        _emit(summary[-1], out)
+                        _emit(summary[-1], out, emit)
             if "mqa_prior" in ops:
                 for shape in mqa_shapes:
                     for prior in ("mul", "add"):
                         for causal in (False, True):
                             summary.append(_mqa_case(shape, prior, causal, threads, budget, rng))
-                            _emit(summary[-1], out)
+                            _emit(summary[-1], out, emit)
         sa = [r["speedup_vs_torch_same_mode"] for r in summary if r["op"] == "soft_argmax_3d"]
         mq = [r["speedup_vs_torch"] for r in summary if r["op"] == "mqa_prior"]
         _emit({
             "bench": "kernels", "case": "summary", "cases": len(summary),
             "softargmax_speedup_min": min(sa) if sa else None, "mqa_speedup_min": min(mq) if mq else None,
             "seconds": round(time.perf_counter() - started, 1),
-        }, out)
+        }, out, emit)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,7 +43,8 @@ def _mqa_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
+    """Formats the file's records; `emit` receives the markdown text."""
     with open(args.file) as f:
         records = [json.loads(line) for line in f if line.strip()]
     lines = []
@@ -56,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         lines += _softargmax_table(sa) + [""]
     if mq:
         lines += _mqa_table(mq) + [""]
-    print("\n".join(lines))
+    emit("\n".join(lines))
     return 0
