@@ -41,7 +41,7 @@ def _add_train(sub) -> None:
     prm.add_argument("--prior", choices=("mul", "add", "none"), default=None, help="attention prior form")
     prm.add_argument("--no-adj2", action="store_true", help="without the learnable adjacency Adj2")
     prm.add_argument("--blocks", default=None, help="block layout, e.g. stststst, ssssssss, tttttttt")
-    prm.add_argument("--epochs", type=int, default=8)
+    prm.add_argument("--epochs", type=int, default=6)
     prm.add_argument("--batch-size", type=int, default=64)
     prm.add_argument("--lr", type=float, default=1e-3)
     prm.add_argument("--views", type=int, default=4, help="random cameras per training sequence")

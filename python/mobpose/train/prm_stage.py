@@ -237,7 +237,7 @@ def train_prm(
     `out_dir/report.json` and returned under 'final' in the summary.
     """
     data = data or PRMDataConfig()
-    train = train or TrainConfig(epochs=8, batch_size=64, lr=1e-3, weight_decay=0.1, schedule="cosine",
+    train = train or TrainConfig(epochs=6, batch_size=64, lr=1e-3, weight_decay=0.1, schedule="cosine",
                                  warmup_epochs=0.5, min_lr=1e-5, grad_clip=1.0)
     model = create_model(model_name, **(model_kwargs or {}))
     cfg = model.config
