@@ -22,6 +22,7 @@ def test_round_trip(tmp_path: Path) -> None:
     torch.testing.assert_close(tensors["w"], _tensors()["w"])
     assert meta["model"] == "prm_test" and meta["config"] == {"dim": 16} and meta["training"] == {"epoch": 3}
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left
+    assert path.stat().st_mode & 0o044  # readable by others as a normally written file (umask permitting)
 
 
 def test_missing_file(tmp_path: Path) -> None:
