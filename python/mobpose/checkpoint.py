@@ -90,9 +90,9 @@ def save(
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the usual permissions
     try:
         save_file(clean, tmp, metadata=meta)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the permissions of a normally created file
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
