@@ -118,3 +118,42 @@ def test_lifter_semi_supervised_option(tmp_path: Path, unlabelled: str) -> None:
     assert model.num_joints_out == 17
     with pytest.raises(ValueError, match="labelled_fraction"):
         LifterDataConfig(labelled_fraction=0.0)
+
+
+def test_cli_eval_lifter_on_users_h36m_2d_and_cameras(tmp_path: Path) -> None:
+    """Small files in the VideoPose3D formats (3D, 2D per camera) plus camera parameters as JSON."""
+    from mobpose.data import h36m_cameras, h36m_views, load_cmu
+
+    walk = load_cmu(split="test", actions=["walking"])[0].positions[:240]
+    walk = walk - [walk[:, 0, 0].mean(), walk[:, 0, 1].mean(), 0]  # centre the clip under the cameras
+    joints32 = np.zeros((len(walk), 32, 3), np.float32)
+    kept = [i for i in range(32) if i not in (4, 5, 9, 10, 11, 16, 20, 21, 22, 23, 24, 28, 29, 30, 31)]
+    joints32[:, kept] = walk / 1000.0
+    np.savez_compressed(tmp_path / "d3.npz",
+                        positions_3d={"S9": {"Walking 1": joints32}, "S11": {"Walking": joints32}})
+    # One camera 5 m away along -Y looking at +Y (camera X = world X, camera Y = -world Z, camera Z = world Y).
+    r_cam_to_world = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], float)  # columns: camera axes in world
+    w = np.sqrt(1 + np.trace(r_cam_to_world)) / 2
+    r = r_cam_to_world
+    q = [w, (r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w)]
+    params = {"intrinsics": [{"id": "c1", "center": [500, 500], "focal_length": [1150, 1150],
+                              "radial_distortion": [0, 0, 0], "tangential_distortion": [0, 0], "res_w": 1000,
+                              "res_h": 1000}],
+              "extrinsics": {s: [{"orientation": q, "translation": [0, -5000, 1000]}] for s in ("S9", "S11")}}
+    (tmp_path / "cams.json").write_text(json.dumps(params))
+    cam = h36m_cameras(params)["S9"][0]
+    kp = h36m_views(walk, cam).keypoints_2d
+    assert np.isfinite(kp).all() and (kp > 0).all() and (kp < 1000).all()  # the person is in view
+    np.savez_compressed(tmp_path / "d2.npz", positions_2d={"S9": {"Walking 1": [kp]}, "S11": {"Walking": [kp]}},
+                        metadata={"num_joints": 17})
+    run = _cli("train", "lifter", "--out", str(tmp_path / "run"), "--model", "videopose3d_test", "--channels", "16",
+               "--max-sequences", "2", "--views", "1", "--epochs", "1", "--batch-size", "16", "--eval-sequences", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    args = ["--h36m-3d", str(tmp_path / "d3.npz"), "--h36m-2d", str(tmp_path / "d2.npz"),
+            "--h36m-cameras", str(tmp_path / "cams.json"), "--json", str(tmp_path / "r.json")]
+    ev = _cli("eval", "lifter", str(tmp_path / "run" / "last.safetensors"), *args)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "your 2D and cameras" in ev.stdout and "h36m-2d" in ev.stdout
+    assert np.isfinite(json.loads((tmp_path / "r.json").read_text())["all"]["h36m-2d"]["MPJPE"])
+    lone = _cli("eval", "lifter", str(tmp_path / "run" / "last.safetensors"), "--h36m-2d", str(tmp_path / "d2.npz"))
+    assert lone.returncode == 2 and "go together" in lone.stderr

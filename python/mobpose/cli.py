@@ -127,6 +127,10 @@ def _add_eval(sub) -> None:
     lifter.add_argument("--json", default=None, help="also write the report as JSON here")
     lifter.add_argument("--h36m-3d", default=None,
                         help="evaluate on Human3.6M S9/S11 from your data_3d_h36m.npz (protocol H36M-17v) instead")
+    lifter.add_argument("--h36m-2d", default=None,
+                        help="with --h36m-3d and --h36m-cameras: your 2D file (e.g. data_2d_h36m_cpn_ft_h36m_dbb.npz)")
+    lifter.add_argument("--h36m-cameras", default=None,
+                        help="JSON {'intrinsics': [...], 'extrinsics': {subject: [...]}} (mobpose.data.h36m_cameras)")
 
 
 def _train(args) -> int:
@@ -179,8 +183,20 @@ def _eval(args) -> int:
         from .train.lifter_stage import evaluate_lifter, lifter_protocol_set, load_lifter
 
         model = load_lifter(args.checkpoint)
-        report = evaluate_lifter(model, lifter_protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d))
         print(f"checkpoint {args.checkpoint}: causal={model.causal} receptive field={model.receptive_field}")
+        if args.h36m_2d or args.h36m_cameras:
+            if not (args.h36m_3d and args.h36m_2d and args.h36m_cameras):
+                raise ValueError("--h36m-2d and --h36m-cameras go together with --h36m-3d")
+            from .train.lifter_stage import evaluate_lifter_h36m, h36m_lifter_clips
+
+            clips = h36m_lifter_clips(args.h36m_3d, args.h36m_2d, args.h36m_cameras)
+            report = evaluate_lifter_h36m(model, clips)
+            print(format_report(report, protocol="Human3.6M S9/S11, your 2D and cameras, 30 fps"))
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(report, f, indent=2)
+            return 0
+        report = evaluate_lifter(model, lifter_protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d))
     print(format_report(report, protocol="H36M-17v (Human3.6M S9/S11, virtual cameras)" if args.h36m_3d else "CMU-17"))
     if args.json:
         with open(args.json, "w") as f:

@@ -32,7 +32,10 @@ from .evaluation import report_by_action
 from .loop import TrainConfig, fit
 from .prm_stage import final_report, test_sequences, training_views
 
-__all__ = ["LifterDataConfig", "evaluate_lifter", "lift_clip", "lifter_protocol_set", "load_lifter", "train_lifter"]
+__all__ = [
+    "LifterDataConfig", "evaluate_lifter", "evaluate_lifter_h36m", "h36m_lifter_clips", "lift_clip",
+    "lifter_protocol_set", "load_lifter", "train_lifter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,58 @@ def lifter_protocol_set(fps: float = 30.0, noise: DetectorNoise | None = None, s
             x, y = _lifter_pair(make_views(seq.positions, cam, fit=True))
             out.append((seq.action, y, x, corrupt_2d(x, np.random.default_rng((seed, si, ci)), noise)))
     return out
+
+
+def _resample_array(a: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+    """(T, ...) linearly interpolated from src_fps to dst_fps."""
+    t_src = np.arange(a.shape[0]) / src_fps
+    t_dst = np.arange(0.0, t_src[-1] + 1e-9, 1.0 / dst_fps)
+    flat = a.reshape(a.shape[0], -1)
+    out = np.stack([np.interp(t_dst, t_src, flat[:, i]) for i in range(flat.shape[1])], axis=1)
+    return out.reshape((len(t_dst),) + a.shape[1:]).astype(np.float32)
+
+
+def h36m_lifter_clips(h36m_3d: str, h36m_2d: str, cameras_json: str, fps: float = 30.0, max_clips: int = 0):
+    """Human3.6M S9/S11 with the user's own 2D file (e.g. CPN detections) and camera parameters.
+
+    Returns (action, clean root-relative 3D mm (T,17,3), 2D normalised (T,17,2)) per clip and camera,
+    resampled from 50 fps to `fps`; 2D and 3D are cut to the shorter of the two (detection files can
+    hold a few more frames). The 2D is normalised with each camera's focal length and centre; lens
+    distortion is ignored (Human3.6M's is small).
+    """
+    import json
+
+    from ..data import H36M_TEST_SUBJECTS, h36m_cameras, h36m_views, load_h36m_2d, load_h36m_3d
+    from ..data.h36m import H36M_FPS
+
+    poses = load_h36m_3d(h36m_3d, subjects=H36M_TEST_SUBJECTS)
+    keypoints, _ = load_h36m_2d(h36m_2d)
+    with open(cameras_json) as f:
+        cameras = h36m_cameras(json.load(f))
+    clips = []
+    for subject in H36M_TEST_SUBJECTS:
+        if subject not in keypoints or subject not in cameras:
+            raise ValueError(f"{subject} is missing from the 2D file or the camera parameters")
+        for action, world in poses[subject].items():
+            if action not in keypoints[subject]:
+                raise ValueError(f"{h36m_2d}: no 2D for {subject} {action!r}")
+            for ci, cam in enumerate(cameras[subject]):
+                kp = keypoints[subject][action][ci]
+                n = min(len(kp), len(world))
+                rel = h36m_views(world[:n], cam).positions_rel
+                rel = rel - rel[:, :1]
+                x = normalise_keypoints(kp[:n], cam.intrinsics)
+                clips.append((action.split(" ")[0], _resample_array(rel, H36M_FPS, fps),
+                              _resample_array(x, H36M_FPS, fps)))
+                if max_clips and len(clips) >= max_clips:
+                    return clips
+    return clips
+
+
+def evaluate_lifter_h36m(model: TemporalModel, clips) -> dict:
+    """Report of the lifter on `h36m_lifter_clips` (prediction kind 'h36m-2d')."""
+    model.eval()
+    return report_by_action((action, clean, {"h36m-2d": lift_clip(model, x)}) for action, clean, x in clips)
 
 
 def lift_clip(model: TemporalModel, keypoints: np.ndarray) -> np.ndarray:
