@@ -28,6 +28,18 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_args(p, *, epochs: int, batch_size: int, views: int) -> None:
+    """Options every training command shares (their defaults differ per command)."""
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--views", type=int, default=views, help="random cameras per training sequence")
+    p.add_argument("--stride", type=int, default=2, help="frames between training windows")
+    p.add_argument("--max-sequences", type=int, default=0, help="use only N training sequences (smoke runs)")
+    p.add_argument("--eval-sequences", type=int, default=0, help="validate on N test sequences (0: all)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+
+
 def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train a model (resumable: run again with the same --out)")
     which = train.add_subparsers(dest="what", required=True)
@@ -41,16 +53,9 @@ def _add_train(sub) -> None:
     prm.add_argument("--prior", choices=("mul", "add", "none"), default=None, help="attention prior form")
     prm.add_argument("--no-adj2", action="store_true", help="without the learnable adjacency Adj2")
     prm.add_argument("--blocks", default=None, help="block layout, e.g. stststst, ssssssss, tttttttt")
-    prm.add_argument("--epochs", type=int, default=6)
-    prm.add_argument("--batch-size", type=int, default=64)
-    prm.add_argument("--lr", type=float, default=1e-3)
-    prm.add_argument("--views", type=int, default=4, help="random cameras per training sequence")
-    prm.add_argument("--stride", type=int, default=2, help="frames between training windows")
-    prm.add_argument("--max-sequences", type=int, default=0, help="use only N training sequences (smoke runs)")
-    prm.add_argument("--eval-sequences", type=int, default=0, help="validate on N test sequences (0: all)")
+    _add_run_args(prm, epochs=6, batch_size=64, views=4)
     prm.add_argument("--val-stride", type=int, default=4, help="validate each epoch on every k-th protocol clip")
     prm.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
-    prm.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     prm.add_argument("--seed", type=int, default=0)
 
 
@@ -65,15 +70,8 @@ def _add_train(sub) -> None:
                              "the unlabelled rest)")
     lifter.add_argument("--drop-unlabelled", action="store_true",
                         help="with --labelled-fraction: train on the labelled share only (the baseline)")
-    lifter.add_argument("--epochs", type=int, default=10)
-    lifter.add_argument("--batch-size", type=int, default=256)
-    lifter.add_argument("--lr", type=float, default=1e-3)
-    lifter.add_argument("--views", type=int, default=4)
-    lifter.add_argument("--stride", type=int, default=2)
-    lifter.add_argument("--max-sequences", type=int, default=0)
-    lifter.add_argument("--eval-sequences", type=int, default=0)
-    lifter.add_argument("--max-steps", type=int, default=0)
-    lifter.add_argument("--threads", type=int, default=0)
+    _add_run_args(lifter, epochs=10, batch_size=256, views=4)
+    lifter.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
     lifter.add_argument("--seed", type=int, default=0)
 
 
@@ -82,14 +80,7 @@ def _add_ablate(sub) -> None:
     ab.add_argument("what", choices=("prm",))
     ab.add_argument("--out", required=True, help="folder: one resumable run per variant, ablation.md")
     ab.add_argument("--centred", action="store_true", help="centred windows (default causal)")
-    ab.add_argument("--epochs", type=int, default=2)
-    ab.add_argument("--views", type=int, default=2)
-    ab.add_argument("--stride", type=int, default=2)
-    ab.add_argument("--batch-size", type=int, default=64)
-    ab.add_argument("--lr", type=float, default=1e-3)
-    ab.add_argument("--max-sequences", type=int, default=0)
-    ab.add_argument("--eval-sequences", type=int, default=0)
-    ab.add_argument("--threads", type=int, default=0)
+    _add_run_args(ab, epochs=2, batch_size=64, views=2)
 
 
 def _ablate(args) -> int:

@@ -41,6 +41,14 @@ _EXTREMITIES = (3, 6, 10, 13, 16)
 _SWAP_GROUPS = (((2, 3), (5, 6)), ((15, 16), (12, 13)))
 
 
+def _describe(params) -> dict:
+    """asdict with tuples made lists and the class name under 'type' (EstimatorNoise, DetectorNoise)."""
+    d = asdict(params)
+    d["extremity_joints"] = list(params.extremity_joints)
+    d["swap_groups"] = [[list(a), list(b)] for a, b in params.swap_groups]
+    return {"type": type(params).__name__, **d}
+
+
 def _check_prob(name: str, v: float) -> None:
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -85,10 +93,7 @@ class EstimatorNoise:
 
     def describe(self) -> dict:
         """JSON-friendly parameters (for checkpoint metadata)."""
-        d = asdict(self)
-        d["extremity_joints"] = list(self.extremity_joints)
-        d["swap_groups"] = [[list(a), list(b)] for a, b in self.swap_groups]
-        return {"type": "EstimatorNoise", **d}
+        return _describe(self)
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,7 @@ class DetectorNoise:
 
     def describe(self) -> dict:
         """JSON-friendly parameters (for checkpoint metadata)."""
-        d = asdict(self)
-        d["extremity_joints"] = list(self.extremity_joints)
-        d["swap_groups"] = [[list(a), list(b)] for a, b in self.swap_groups]
-        return {"type": "DetectorNoise", **d}
+        return _describe(self)
 
 
 def _check_array(a: np.ndarray, name: str, coords: int, joints_needed: int) -> np.ndarray:
