@@ -16,6 +16,7 @@
 
 #include "mobpose/kernels.h"
 #include "mobpose/ops.h"
+#include "mobpose/render.h"
 #include "mobpose/thread_pool.h"
 
 namespace nb = nanobind;
@@ -120,6 +121,36 @@ OutArray mqa_prior(const InArray& q, const InArray& k, const InArray& v,
   return out;
 }
 
+nb::tuple render_spheres(const InArray& spheres, const InArray& projection, int64_t height,
+                         int64_t width, float near_mm) {
+  const float* sp = checked(spheres, "spheres", 2, "(S, 4)");
+  if (spheres.shape(1) != 4) {
+    throw nb::value_error(("spheres must have shape (S, 4) (x, y, z, radius), got " +
+                           shape_str(spheres)).c_str());
+  }
+  const float* pp = checked(projection, "projection", 2, "(3, 3)");
+  if (projection.shape(0) != 3 || projection.shape(1) != 3) {
+    throw nb::value_error(("projection must have shape (3, 3), got " + shape_str(projection)).c_str());
+  }
+  if (height < 1 || width < 1 || height > 16384 || width > 16384) {
+    throw nb::value_error(("image size must be within 1..16384 pixels, got " +
+                           std::to_string(height) + "x" + std::to_string(width)).c_str());
+  }
+  const size_t h = static_cast<size_t>(height), w = static_cast<size_t>(width);
+  OutArray depth = new_array({h, w});
+  OutArray normal = new_array({h, w, 3});
+  int32_t* idx = new int32_t[h * w];
+  nb::capsule owner(idx, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
+  nb::ndarray<nb::numpy, int32_t> index(idx, {h, w}, owner);
+  try {
+    nb::gil_scoped_release release;
+    mobpose::render_spheres(sp, spheres.shape(0), pp, h, w, depth.data(), normal.data(), idx, near_mm);
+  } catch (const std::invalid_argument& e) {
+    throw nb::value_error(e.what());
+  }
+  return nb::make_tuple(depth, normal, index);
+}
+
 void set_kernel_variant(const std::string& name) {
   if (!mobpose::kernels::set_variant(name)) {
     std::string valid = "auto";
@@ -152,6 +183,10 @@ NB_MODULE(_core, m) {
         nb::arg("prior") = nb::none(), nb::arg("prior_scale") = 1.0f, nb::arg("prior_mode") = "mul",
         nb::arg("causal") = false, nb::arg("num_threads") = 1,
         "Multi-query attention with a structural prior -> (B, H, N, d) float32.");
+  m.def("render_spheres", &render_spheres, nb::arg("spheres"), nb::arg("projection"),
+        nb::arg("height"), nb::arg("width"), nb::arg("near_mm") = 10.0f,
+        "Nearest-surface rasterisation of camera-space spheres (S, 4) through a 3x3 projection ->\n"
+        "(depth (H, W) float32, +inf empty; normal (H, W, 3) float32; index (H, W) int32, -1 empty).");
   m.def("set_kernel_variant", &set_kernel_variant, nb::arg("name"),
         "Select the kernel variant ('auto', 'reference', 'avx2', 'avx512', 'neon').");
   m.def("kernel_variant", [] { return std::string(mobpose::kernels::active_kernels().variant); },

@@ -21,11 +21,26 @@ except PackageNotFoundError:  # running from a source tree without installing
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {"functional"}
+# Functions imported from their module on first use: name -> module.
+_LAZY_ATTRS = {"list_pretrained": "pretrained", "load_model": "pretrained"}
 
-__all__ = ["H36M_17", "H36M_18", "Skeleton", "__version__", "functional", "metrics", "ops", "skeleton"]
+__all__ = [
+    "H36M_17",
+    "H36M_18",
+    "Skeleton",
+    "__version__",
+    "functional",
+    "list_pretrained",
+    "load_model",
+    "metrics",
+    "ops",
+    "skeleton",
+]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_ATTRS:
+        return getattr(importlib.import_module(f".{_LAZY_ATTRS[name]}", __name__), name)
     raise AttributeError(f"module 'mobpose' has no attribute {name!r}")

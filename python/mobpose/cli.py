@@ -1,4 +1,4 @@
-"""The `mobpose` command line: info, train, eval, bench."""
+"""The `mobpose` command line: info, train, eval, ablate, weights, synth, bench."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -58,6 +59,20 @@ def _add_train(sub) -> None:
     prm.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
     prm.add_argument("--seed", type=int, default=0)
 
+
+    ipem = which.add_parser("ipem", help="stage 1: the IPEM (ConvNeXtPose) on synthetic renders of CMU poses")
+    ipem.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
+    ipem.add_argument("--model", default="convnextpose_xs", help="registry name (default convnextpose_xs)")
+    ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default="taylor")
+    ipem.add_argument("--epochs", type=int, default=30)
+    ipem.add_argument("--samples-per-epoch", type=int, default=3200, help="renders per epoch (drawn afresh)")
+    ipem.add_argument("--batch-size", type=int, default=32)
+    ipem.add_argument("--lr", type=float, default=1e-3)
+    ipem.add_argument("--eval-samples", type=int, default=256, help="held-out CMU-test renders validated per epoch")
+    ipem.add_argument("--workers", type=int, default=1, help="data-loader processes rendering ahead")
+    ipem.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ipem.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
+    ipem.add_argument("--seed", type=int, default=0)
 
     lifter = which.add_parser("lifter", help="the VideoPose3D lifter on CMU 2D projections")
     lifter.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
@@ -146,6 +161,15 @@ def _train(args) -> int:
         summary = train_prm(args.out, model_name=args.model, model_kwargs=kw, data=data, train=train,
                             eval_sequences=args.eval_sequences, val_stride=args.val_stride)
         print(json.dumps(summary))
+    if args.what == "ipem":
+        from .train.ipem_stage import IPEMDataConfig, ipem_recipe, run_ipem
+
+        data = IPEMDataConfig(samples_per_epoch=args.samples_per_epoch, eval_samples=args.eval_samples,
+                              workers=args.workers, seed=args.seed)
+        train = replace(ipem_recipe(args.epochs, args.batch_size), lr=args.lr, seed=args.seed,
+                        max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
+        summary = run_ipem(args.out, model_name=args.model, softargmax=args.softargmax, data=data, train=train)
+        print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig
         from .train.lifter_stage import LifterDataConfig, train_lifter
@@ -195,6 +219,63 @@ def _eval(args) -> int:
     return 0
 
 
+def _add_synth(sub) -> None:
+    syn = sub.add_parser("synth", help="the synthetic image engine: look at what the IPEM learns from")
+    which = syn.add_subparsers(dest="what", required=True)
+    sheet = which.add_parser("sheet", help="a contact sheet PNG of samples with their projected skeletons")
+    sheet.add_argument("--out", required=True, help="PNG file to write")
+    sheet.add_argument("--count", type=int, default=24, help="number of samples")
+    sheet.add_argument("--kind", choices=("crops", "eval", "images", "scenes"), default="crops",
+                       help="training crops (augmented), evaluation crops, full images, multi-person scenes")
+    sheet.add_argument("--split", choices=("train", "test"), default="train", help="CMU split the poses come from")
+    sheet.add_argument("--seed", type=int, default=0)
+
+
+def _synth(args) -> int:
+    from .data.synthetic.sheet import write_contact_sheet
+
+    info = write_contact_sheet(args.out, count=args.count, kind=args.kind, split=args.split, seed=args.seed)
+    print(json.dumps(info))
+    return 0
+
+
+def _add_weights(sub) -> None:
+    weights = sub.add_parser("weights", help="the shipped pretrained weights (offline)")
+    which = weights.add_subparsers(dest="what", required=True)
+    ls = which.add_parser("list", help="one line per shipped model: name, model, MB, description")
+    ls.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
+    ex = which.add_parser("export", help="turn a checkpoint into shipped weights and record it in the manifest")
+    ex.add_argument("checkpoint", help="a .safetensors training checkpoint or weights file")
+    ex.add_argument("--name", required=True, help="pretrained name (lowercase letters, digits, '_', '-')")
+    ex.add_argument("--description", default="", help="one line for 'mobpose weights list'")
+    ex.add_argument("--metrics", default=None, help="JSON object of results stored in the manifest")
+    ex.add_argument("--fp16", action="store_true", help="store floating tensors as float16 (half the size)")
+    ex.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
+
+
+def _weights(args) -> int:
+    from . import pretrained
+
+    folder = args.weights_dir or pretrained.WEIGHTS_DIR
+    if args.what == "list":
+        names = pretrained.list_pretrained(folder)
+        if not names:
+            print(f"no pretrained weights in {folder}", file=sys.stderr)
+        for name in names:
+            e = pretrained.pretrained_info(name, folder)
+            print(f"{name:<28} {e['model']:<20} {e['bytes'] / 2**20:7.2f} MB  {e.get('description', '')}")
+        return 0
+    metrics = json.loads(args.metrics) if args.metrics else None
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ValueError(f"--metrics must be a JSON object, got {args.metrics!r}")
+    path = pretrained.export_weights(args.checkpoint, args.name, description=args.description, metrics=metrics,
+                                     dtype="float16" if args.fp16 else None, weights_dir=folder)
+    e = pretrained.pretrained_info(args.name, folder)
+    print(f"wrote {path} ({e['model']}, {e['dtype']}, {e['bytes'] / 2**20:.2f} MB, sha256 {e['sha256']})")
+    print(f"weights folder: {pretrained.total_bytes(folder) / 2**20:.2f} MB of {pretrained.SIZE_BUDGET / 2**20:.0f} MB")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mobpose` console script."""
     parser = argparse.ArgumentParser(prog="mobpose", description="Real-time monocular 3D human pose.")
@@ -204,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_train(sub)
     _add_eval(sub)
     _add_ablate(sub)
+    _add_weights(sub)
+    _add_synth(sub)
     bench = sub.add_parser("bench", help="benchmarks (same as python -m mobpose.bench)")
     bench.add_argument("suite_args", nargs=argparse.REMAINDER, help="SUITE [options], e.g. kernels --quick")
     args = parser.parse_args(argv)
@@ -219,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "ablate":
             return _ablate(args)
+        if args.command == "weights":
+            return _weights(args)
+        if args.command == "synth":
+            return _synth(args)
     except (FileNotFoundError, ValueError, TypeError) as exc:  # bad input: one clear line, no traceback
         print(f"mobpose: error: {exc}", file=sys.stderr)
         return 2

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUITES = ("kernels", "report")
+SUITES = ("kernels", "data", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mobpose.bench", description=__doc__)
     sub = parser.add_subparsers(dest="suite", required=True)
-    from . import kernels, report
+    from . import data, kernels, report
 
     kernels.add_arguments(sub.add_parser("kernels", help="C++ kernels vs PyTorch, same run"))
+    data.add_arguments(sub.add_parser("data", help="synthetic engine images/s vs an IPEM training step"))
     report.add_arguments(sub.add_parser("report", help="markdown tables from a --out file"))
     args = parser.parse_args(argv)
-    return {"kernels": kernels.run, "report": report.run}[args.suite](args, lambda line: print(line, flush=True))
+    suites = {"kernels": kernels.run, "data": data.run, "report": report.run}
+    return suites[args.suite](args, lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

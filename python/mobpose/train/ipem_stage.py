@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 
 from ..losses import l1_coordinate_loss
 from ..models import create_model
 from .loop import TrainConfig, fit
 
-__all__ = ["collate_ipem", "ipem_recipe", "train_ipem"]
+__all__ = ["IPEMDataConfig", "collate_ipem", "evaluate_ipem", "ipem_recipe", "predict_mm", "run_ipem", "train_ipem"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +71,89 @@ def train_ipem(
 
 def _jsonable(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class IPEMDataConfig:
+    """The synthetic data of a stage-1 run: samples per epoch, held-out evaluation renders, workers."""
+
+    samples_per_epoch: int = 3200
+    eval_samples: int = 256
+    fps: float = 30.0
+    workers: int = 1
+    seed: int = 0
+
+
+def collate_labelled(items: list[dict]) -> dict[str, torch.Tensor]:
+    """Stacks items of SyntheticPoseDataset(with_labels=True) key by key."""
+    return {k: torch.stack([i[k] for i in items]) for k in items[0]}
+
+
+@torch.no_grad()
+def predict_mm(model: torch.nn.Module, batch: dict[str, torch.Tensor], flip_test: bool = False) -> torch.Tensor:
+    """Root-relative camera-space joints (B, J, 3) mm from a labelled batch (ground-truth box and root depth,
+    as ConvNeXtPose evaluates). `flip_test` averages with the mirrored crop's prediction."""
+    from ..models.decode import decode_pose
+    from ..skeleton import H36M_18
+
+    model.eval()
+    xyz = model(batch["image"])
+    hm = model.heatmap_size
+    if flip_test:
+        xyz_f = model(torch.flip(batch["image"], dims=[3]))
+        xyz_f = xyz_f[:, torch.as_tensor(H36M_18.flip_indices)]
+        xyz_f[..., 0] = hm[2] - 1 - xyz_f[..., 0]
+        xyz = (xyz + xyz_f) / 2
+    return decode_pose(xyz, batch["crop_box"], batch["root_depth"], batch["intrinsics"], hm)["root_relative_mm"]
+
+
+def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_test: bool = False,
+                  joints: int = 17) -> dict[str, float]:
+    """MPJPE and PA-MPJPE (rigid, ConvNeXtPose protocol 1) in mm over the first `joints` joints, and the
+    error of always predicting the mean root-relative pose of the same set (the baseline to beat)."""
+    from ..metrics import mpjpe, pa_mpjpe
+
+    preds, gts = [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate_labelled([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        preds.append(predict_mm(model, batch, flip_test).numpy())
+        gt = batch["joints_cam"].numpy()
+        gts.append(gt - gt[:, :1])
+    pred = np.concatenate(preds)[:, :joints]
+    gt = np.concatenate(gts)[:, :joints]
+    mean_pose = np.broadcast_to(gt.mean(0, keepdims=True), gt.shape)
+    return {"mpjpe": float(mpjpe(pred, gt)), "pa_mpjpe": float(pa_mpjpe(pred, gt)),
+            "mean_pose_mpjpe": float(mpjpe(mean_pose, gt)), "samples": int(len(gt))}
+
+
+def run_ipem(
+    out_dir: str,
+    *,
+    model_name: str = "convnextpose_xs",
+    softargmax: str = "taylor",
+    data: IPEMDataConfig | None = None,
+    train: TrainConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """Stage 1 on the synthetic engine: trains on renders of the CMU train split, validates each epoch
+    on fixed renders of the held-out test split (MPJPE picks best.safetensors). Resumable."""
+    from ..data.cmu import load_cmu
+    from ..data.synthetic import EngineConfig
+    from ..data.synthetic.dataset import SyntheticPoseDataset, pose_pool
+
+    data = data or IPEMDataConfig()
+    train = train or ipem_recipe(epochs=30)
+    if data.workers != train.workers:
+        train = replace(train, workers=data.workers)
+    net = create_model(model_name, softargmax_mode=softargmax)  # the crop and heatmap sizes to render for
+    engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size)
+    train_set = SyntheticPoseDataset(pose_pool(load_cmu(split="train"), data.fps), data.samples_per_epoch,
+                                     seed=data.seed, config=engine)
+    eval_set = SyntheticPoseDataset(pose_pool(load_cmu(split="test"), data.fps), data.eval_samples,
+                                    seed=data.seed + 1_000_003, config=replace(engine, augment=False), fixed=True,
+                                    with_labels=True)
+    return train_ipem(
+        out_dir, train_set, model_name=model_name, model_kwargs={"softargmax_mode": softargmax}, train=train,
+        validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
+        run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax}, progress=progress,
+    )

@@ -216,16 +216,16 @@ class SemiSupervisedLifter(torch.nn.Module):
 
 
 def load_lifter(path: str) -> TemporalModel:
-    """The (dilated, sequence) pose lifter from a checkpoint written by `train_lifter`."""
-    from .. import checkpoint as ck
+    """The (dilated, sequence) pose lifter from a checkpoint written by `train_lifter`, in eval mode.
 
-    tensors, meta = ck.load(path)
-    model = TemporalModel(**meta["config"])
-    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
-    if any(k.startswith("pose.") for k in state):  # semi-supervised run: keep the pose model
-        state = {k[5:]: v for k, v in state.items() if k.startswith("pose.")}
-    model.load_state_dict(state)
-    return model.eval()
+    Of a semi-supervised run's checkpoint, the pose model alone (mobpose.pretrained.model_from_checkpoint).
+    """
+    from ..pretrained import model_from_file
+
+    model = model_from_file(path)
+    if type(model) is not TemporalModel:
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a (dilated) TemporalModel")
+    return model
 
 
 def train_lifter(

@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 200
     max_steps: int = 0  # > 0 stops early (tests, smoke runs)
+    workers: int = 0  # > 0: batches are made by this many data-loader processes, ahead of the step
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -132,6 +133,21 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: i
     if count == 0:
         raise ValueError(f"the dataset has {n} samples, fewer than one batch of {global_size}")
     return [order[i * global_size + rank * per_rank: i * global_size + (rank + 1) * per_rank] for i in range(count)]
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def _batch_source(dataset: Sequence, batches: list[np.ndarray], collate: Callable, workers: int) -> Iterator:
+    """Yields collated batches in order: in this process, or made ahead by `workers` processes."""
+    if workers <= 0:
+        return (collate([dataset[int(i)] for i in idx]) for idx in batches)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=[[int(i) for i in idx] for idx in batches], collate_fn=collate,
+        num_workers=workers, worker_init_fn=_worker_init, prefetch_factor=4,
+    )
+    return iter(loader)
 
 
 def fit(
@@ -214,10 +230,11 @@ def fit(
         bar: Iterator = tqdm(range(first, len(batches)), desc=f"epoch {epoch + 1}/{config.epochs}",
                              disable=not progress or rank != 0, leave=False)
         running = 0.0
+        made = _batch_source(dataset, batches[first:], collate, config.workers)
         for b in bar:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, epoch + b / max(len(batches), 1))
-            batch = collate([dataset[int(i)] for i in batches[b]])
+            batch = next(made)
             loss = loss_fn(net, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch} batch {b}")

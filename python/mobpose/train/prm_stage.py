@@ -159,15 +159,13 @@ def evaluate_prm(model: PRM, clips) -> dict:
 
 
 def load_prm(path: str) -> PRM:
-    """A PRM from a weights or training checkpoint (checksum verified)."""
-    from .. import checkpoint as ck
-    from ..models.prm import prm_from_config
+    """A PRM from a weights or training checkpoint (checksum verified), in eval mode."""
+    from ..pretrained import model_from_file
 
-    tensors, meta = ck.load(path)
-    model = prm_from_config(meta["config"])
-    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
-    model.load_state_dict(state)
-    return model.eval()
+    model = model_from_file(path)
+    if not isinstance(model, PRM):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a PRM")
+    return model
 
 
 # The poster's ablation on CMU-17, plus the prior's form and Adj2 (DESIGN.md section 4).

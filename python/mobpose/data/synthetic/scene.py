@@ -1,0 +1,436 @@
+"""Synthetic scenes: CMU poses on sphere bodies seen by random cameras, rendered to images with labels.
+
+Two products:
+- :func:`make_sample`: one person, the 256x256 crop the IPEM sees (the person box expanded by
+  :func:`mobpose.models.decode.process_bbox` as at inference, then the ConvNeXtPose augmentations:
+  scale, rotation, shift, mirror, colour, synthetic occlusion, plus blur, noise and JPEG), its
+  labels, and on request the full camera image. The crop is rendered directly through the crop's
+  projection (the crop affine times the intrinsics): identical geometry to cropping the full image,
+  at a fraction of the cost. Crop pixels outside the camera image are black, as the inference crop
+  pads them.
+- :func:`make_scene`: 2-6 people in one full image, overlapping, with per-person labels.
+
+Coordinates: world Z up, mm (mobpose.data.motion); camera X right, Y down, Z forward, mm; pixels with
+integer pixel centres (mobpose.camera). Everything is deterministic for a given numpy Generator state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ... import _core
+from ...models.decode import process_bbox
+from ...skeleton import H36M_17, add_shoulder_midpoint
+from ..augment import random_bone_scale, random_global_scale
+from ..synthetic_cameras import Camera, look_at
+from .appearance import Appearance, background, random_appearance, shade
+from .body import BodyShape, body_spheres, random_body_shape
+
+__all__ = ["EngineConfig", "Person", "make_sample", "make_scene", "crop_affine", "sample_person"]
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_VISIBLE_TOL_MM = 130.0  # a joint is seen if the nearest surface at its pixel is at most this far in front
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine randomises, and by how much (defaults: the IPEM training set).
+
+    The crop augmentations follow ConvNeXtPose (DESIGN.md section 2): scale +-25%, rotation
+    N(0, 30 deg) clipped to +-60 with probability 0.6, mirror, colour +-20% per channel, synthetic
+    occlusion with probability 0.5 up to 70% of the box side. `augment=False` gives the evaluation
+    renders: the inference crop (no scale/rotation/shift/occluder), appearance still random.
+    """
+
+    image_sizes: tuple[tuple[int, int], ...] = ((640, 480), (480, 640), (1000, 1000), (1280, 720), (720, 1280))
+    fov_deg: tuple[float, float] = (40.0, 75.0)
+    distance_mm: tuple[float, float] = (2200.0, 8000.0)
+    height_mm: tuple[float, float] = (300.0, 2400.0)
+    roll_deg: float = 8.0
+    off_centre: float = 0.3  # the person's root lands this fraction of the half-image from the centre, at most
+    truncation_prob: float = 0.1
+    bone_sigma: float = 0.06
+    global_scale: tuple[float, float] = (0.85, 1.12)
+    crop_size: int = 256
+    heatmap_size: tuple[int, int, int] = (32, 32, 32)
+    depth_range: float = 2000.0
+    augment: bool = True
+    mirror_prob: float = 0.5
+    scale_aug: float = 0.25
+    rot_prob: float = 0.6
+    rot_sigma_deg: float = 30.0
+    rot_max_deg: float = 60.0
+    shift: float = 0.06
+    colour: float = 0.2
+    occlusion_prob: float = 0.5
+    occlusion_max: float = 0.7
+    blur_prob: float = 0.3
+    noise_prob: float = 0.4
+    jpeg_prob: float = 0.2
+
+
+@dataclass
+class Person:
+    """A body in the world: its joints (17, 3) world mm, its shape and its look."""
+
+    joints_world: np.ndarray
+    shape: BodyShape
+    appearance: Appearance
+    spheres_world: np.ndarray = field(default=None, repr=False)
+    materials: np.ndarray = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.spheres_world is None:
+            self.spheres_world, self.materials = body_spheres(self.joints_world, self.shape)
+
+
+def sample_person(rng: np.random.Generator, pose_world: np.ndarray, config: EngineConfig = EngineConfig()) -> Person:
+    """A random body in `pose_world` (17, 3) world mm: bone lengths, size, mirror, shape and look."""
+    pose = np.asarray(pose_world, dtype=np.float64)
+    if pose.shape != (17, 3) or not np.isfinite(pose).all():
+        raise ValueError(f"pose_world must be finite with shape (17, 3), got {pose.shape}")
+    if config.augment and rng.random() < config.mirror_prob:
+        root = pose[0].copy()
+        pose = H36M_17.flip(pose - root) + root
+    pose = random_bone_scale(pose, H36M_17, rng, sigma=config.bone_sigma)
+    pose = random_global_scale(pose, rng, *config.global_scale, about="ground")
+    return Person(pose, random_body_shape(rng), random_appearance(rng))
+
+
+def _camera(rng: np.random.Generator, target: np.ndarray, config: EngineConfig) -> Camera:
+    w, h = config.image_sizes[int(rng.integers(len(config.image_sizes)))]
+    fov = math.radians(rng.uniform(*config.fov_deg))
+    f = (w / 2.0) / math.tan(fov / 2.0)
+    dist = rng.uniform(*config.distance_mm)
+    cam_z = float(np.clip(rng.uniform(*config.height_mm), target[2] - 0.8 * dist, target[2] + 0.8 * dist))
+    az = rng.uniform(0.0, 2 * math.pi)
+    horiz = math.sqrt(max(dist**2 - (cam_z - target[2]) ** 2, 1.0))
+    eye = np.array([target[0] + horiz * math.cos(az), target[1] + horiz * math.sin(az), cam_z])
+    rot = look_at(eye, target, roll_deg=rng.uniform(-config.roll_deg, config.roll_deg))
+    # the root projects away from the image centre by up to off_centre (or far more when truncated)
+    reach = config.off_centre if rng.random() >= config.truncation_prob else 0.9
+    cx = w / 2.0 + rng.uniform(-reach, reach) * w / 2.0
+    cy = h / 2.0 + rng.uniform(-reach, reach) * h / 2.0
+    intr = np.array([f, f, cx, cy, 0, 0, 0, 0, 0], dtype=np.float64)
+    return Camera(intr, rot, eye, w, h)
+
+
+def _k(camera: Camera) -> np.ndarray:
+    fx, fy, cx, cy = camera.intrinsics[:4]
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+
+
+def _camera_spheres(person: Person, camera: Camera) -> np.ndarray:
+    sp = person.spheres_world.astype(np.float64)
+    out = np.empty_like(sp)
+    out[:, :3] = camera.world_to_camera(sp[:, :3])
+    out[:, 3] = sp[:, 3]
+    return out
+
+
+def _box_of_spheres(spheres_cam: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Tight (x, y, w, h) box of the projected spheres (pinhole; spheres in front of the camera)."""
+    z = np.maximum(spheres_cam[:, 2], 1.0)
+    u = k[0, 0] * spheres_cam[:, 0] / z + k[0, 2]
+    v = k[1, 1] * spheres_cam[:, 1] / z + k[1, 2]
+    ru = k[0, 0] * spheres_cam[:, 3] / z
+    rv = k[1, 1] * spheres_cam[:, 3] / z
+    x0, x1, y0, y1 = (u - ru).min(), (u + ru).max(), (v - rv).min(), (v + rv).max()
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def crop_affine(box: np.ndarray, size: int, scale: float = 1.0, rot_deg: float = 0.0,
+                shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """(3, 3) affine taking image pixels to crop pixels for the crop box `box` (x, y, w, h).
+
+    The box (already expanded by process_bbox) maps onto the size x size crop; `scale` enlarges the
+    box, `rot_deg` rotates the content counter-clockwise about the box centre, `shift` moves the box
+    by fractions of its size. With the defaults this is the inference crop: u' = (u - x) * size / w.
+    """
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2 + shift[0] * w, y + h / 2 + shift[1] * h
+    s = size / (max(w, h) * scale)
+    a = math.radians(rot_deg)
+    c, sn = math.cos(a) * s, math.sin(a) * s
+    # crop = R S (p - centre) + size / 2, with image y pointing down (counter-clockwise on screen)
+    m = np.array([[c, sn, 0.0], [-sn, c, 0.0], [0.0, 0.0, 1.0]])
+    m[0, 2] = size / 2 - (m[0, 0] * cx + m[0, 1] * cy)
+    m[1, 2] = size / 2 - (m[1, 0] * cx + m[1, 1] * cy)
+    return m
+
+
+def _render(rng: np.random.Generator, people: list[Person], spheres_cam: list[np.ndarray], proj: np.ndarray,
+            height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renders people through `proj` (3x3) into float RGB (H, W, 3) over a random background.
+
+    Returns (image float32 [0, 1], depth (H, W), person index (H, W), -1 background).
+    """
+    sp = np.concatenate(spheres_cam).astype(np.float32)
+    mats = np.concatenate([p.materials for p in people])
+    owner = np.concatenate([np.full(len(p.materials), i, np.int32) for i, p in enumerate(people)])
+    depth, normal, index = _core.render_spheres(sp, proj.astype(np.float32), height, width)
+    mask = index >= 0
+    normal = cv2.GaussianBlur(normal, (0, 0), 1.2)  # smooths the seams between the spheres of a chain
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-6)
+    material = np.where(mask, mats[np.maximum(index, 0)], -1)
+    person = np.where(mask, owner[np.maximum(index, 0)], -1)
+    body = shade(rng, [p.appearance for p in people], material, person, normal, mask)
+    img = background(rng, height, width)
+    img[mask] = body[mask]
+    return img, depth, person
+
+
+def _visible(uv: np.ndarray, z: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    h, w = depth.shape
+    ok = np.isfinite(uv).all(-1) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    vis = np.zeros(len(uv), bool)
+    for i in np.nonzero(ok)[0]:
+        d = depth[int(round(uv[i, 1])), int(round(uv[i, 0]))]
+        vis[i] = (not np.isfinite(d)) or d >= z[i] - _VISIBLE_TOL_MM
+    return vis
+
+
+def _in_image(uv: np.ndarray, width: int, height: int) -> np.ndarray:
+    return (uv[:, 0] >= 0) & (uv[:, 0] <= width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= height - 1)
+
+
+def _project(points_cam: np.ndarray, proj: np.ndarray) -> np.ndarray:
+    hom = points_cam @ proj.T
+    return hom[:, :2] / hom[:, 2:3]
+
+
+def _finish(rng: np.random.Generator, img: np.ndarray, config: EngineConfig) -> np.ndarray:
+    """Colour jitter, blur, noise and JPEG on a float image; returns uint8."""
+    if config.augment and config.colour > 0:
+        img = img * rng.uniform(1 - config.colour, 1 + config.colour, 3).astype(np.float32)
+    if rng.random() < config.blur_prob:
+        if rng.random() < 0.7:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.6))
+        else:
+            n = int(rng.integers(3, 10))
+            kern = np.zeros((n, n), np.float32)
+            kern[n // 2] = 1.0 / n
+            rot = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0)
+            kern = cv2.warpAffine(kern, rot, (n, n))
+            img = cv2.filter2D(img, -1, kern / max(kern.sum(), 1e-6))
+    if rng.random() < config.noise_prob:
+        img = img + rng.normal(0, rng.uniform(0.005, 0.04), img.shape).astype(np.float32)
+    out = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if rng.random() < config.jpeg_prob:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out
+
+
+def _occlude(rng: np.random.Generator, img: np.ndarray, config: EngineConfig) -> tuple[np.ndarray, tuple | None]:
+    if not (config.augment and rng.random() < config.occlusion_prob):
+        return img, None
+    h, w = img.shape[:2]
+    ow = int(rng.uniform(0.1, config.occlusion_max) * w)
+    oh = int(rng.uniform(0.1, config.occlusion_max) * h)
+    x0, y0 = int(rng.integers(0, w - ow + 1)), int(rng.integers(0, h - oh + 1))
+    if rng.random() < 0.5:
+        patch = rng.random((oh, ow, 3)).astype(np.float32)  # the recipe's noise rectangle
+    else:
+        patch = background(rng, oh, ow)
+    img = img.copy()
+    img[y0:y0 + oh, x0:x0 + ow] = patch
+    return img, (x0, y0, ow, oh)
+
+
+def make_sample(
+    rng: np.random.Generator,
+    pose_world: np.ndarray,
+    config: EngineConfig = EngineConfig(),
+    *,
+    full_image: bool = False,
+) -> dict:
+    """One person in one random view: the IPEM crop, its training target and the labels.
+
+    Args:
+        rng: the only source of randomness (same state, same sample).
+        pose_world: (17, 3) Human3.6M-17 world pose in mm (Z up), e.g. a CMU frame.
+        config: the engine's ranges.
+        full_image: also render the whole camera image (for contact sheets, videos, detectors).
+
+    Returns:
+        dict with
+        - ``crop`` (S, S, 3) uint8 RGB, what the network sees;
+        - ``target`` (18, 3) float32 heatmap-unit (x, y, z) as the soft-argmax returns them (x, y over
+          the crop, z = ((Z - root_depth) / (depth_range / 2) + 1) * D / 2) and ``mask`` (18, 3) float32
+          (0 for joints outside the heatmap volume);
+        - ``joints_cam`` (18, 3) float32 camera mm (joint 17 = shoulder midpoint), ``joints_2d`` (18, 2)
+          image pixels, ``visibility`` (18,) bool (inside the image, not behind the body or an occluder);
+        - ``bbox`` (4,) person box (x, y, w, h) in the image, ``crop_box`` (4,) the process_bbox box,
+          ``crop_affine`` (3, 3) image -> crop pixels (with the augmentation), ``root_depth`` (mm),
+          ``intrinsics`` (9,), ``image_size`` (W, H);
+        - ``image`` (H, W, 3) uint8 when ``full_image``.
+
+    Raises:
+        ValueError: on a bad pose.
+    """
+    for _ in range(20):
+        person = sample_person(rng, pose_world, config)
+        root = person.joints_world[0]
+        camera = _camera(rng, root + rng.normal(0, 150.0, 3), config)
+        joints_cam = camera.world_to_camera(add_shoulder_midpoint(person.joints_world))
+        spheres = _camera_spheres(person, camera)
+        if joints_cam[:, 2].min() < 400.0 or spheres[:, 2].min() - spheres[:, 3].max() < 50.0:
+            continue
+        k = _k(camera)
+        box = _box_of_spheres(spheres, k)
+        try:
+            crop_box = process_bbox(box, camera.width, camera.height)
+        except ValueError:  # entirely outside the image
+            continue
+        if min(box[2], box[3]) >= 16:
+            break
+    else:
+        raise RuntimeError("could not place the person in view in 20 tries")  # pragma: no cover
+    size = config.crop_size
+    if config.augment:
+        scale = float(np.clip(1 + rng.normal(0, config.scale_aug / 2), 1 - config.scale_aug, 1 + config.scale_aug))
+        rot = 0.0
+        if rng.random() < config.rot_prob:
+            rot = float(np.clip(rng.normal(0, config.rot_sigma_deg), -config.rot_max_deg, config.rot_max_deg))
+        shift = tuple(rng.uniform(-config.shift, config.shift, 2))
+        a = crop_affine(crop_box, size, scale, rot, shift)
+    else:
+        a = crop_affine(crop_box, size)
+    proj = a @ k
+    full = None
+    if full_image:  # render the camera image, then crop it exactly as inference does
+        full, full_depth, _ = _render(rng, [person], [spheres], k, camera.height, camera.width)
+        img = cv2.warpAffine(full, a[:2], (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        depth = cv2.warpAffine(full_depth, a[:2], (size, size), flags=cv2.INTER_NEAREST,
+                               borderValue=float("inf"))
+    else:  # render straight through the crop's projection; crop pixels outside the image are black
+        img, depth, _ = _render(rng, [person], [spheres], proj, size, size)
+        inv = np.linalg.inv(a)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        u = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+        v = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+        outside = (u < -0.5) | (u > camera.width - 0.5) | (v < -0.5) | (v > camera.height - 0.5)
+        img[outside] = 0.0
+    img, occluder = _occlude(rng, img, config)
+    crop = _finish(rng, img, config)
+
+    uv_img = _project(joints_cam, k)
+    uv_crop = _project(joints_cam, proj)
+    vis = _visible(uv_crop, joints_cam[:, 2], depth)
+    vis &= _in_image(uv_img, camera.width, camera.height)
+    if occluder is not None:
+        x0, y0, ow, oh = occluder
+        vis &= ~((uv_crop[:, 0] >= x0) & (uv_crop[:, 0] < x0 + ow) & (uv_crop[:, 1] >= y0) & (uv_crop[:, 1] < y0 + oh))
+    d, hh, ww = config.heatmap_size
+    root_depth = float(joints_cam[0, 2])
+    target = np.stack([
+        uv_crop[:, 0] * ww / size,
+        uv_crop[:, 1] * hh / size,
+        ((joints_cam[:, 2] - root_depth) / (config.depth_range / 2) + 1) * d / 2,
+    ], -1).astype(np.float32)
+    inside = (target >= 0).all(-1) & (target[:, 0] <= ww - 1) & (target[:, 1] <= hh - 1) & (target[:, 2] <= d - 1)
+    sample = {
+        "crop": crop,
+        "target": target,
+        "mask": np.repeat(inside[:, None], 3, axis=1).astype(np.float32),
+        "joints_cam": joints_cam.astype(np.float32),
+        "joints_2d": uv_img.astype(np.float32),
+        "visibility": vis,
+        "bbox": box.astype(np.float32),
+        "crop_box": crop_box.astype(np.float32),
+        "crop_affine": a.astype(np.float32),
+        "root_depth": np.float32(root_depth),
+        "intrinsics": camera.intrinsics.astype(np.float32),
+        "image_size": np.array([camera.width, camera.height], np.int32),
+    }
+    if full is not None:
+        sample["image"] = _finish(rng, full, EngineConfig(**{**config.__dict__, "augment": False}))
+    return sample
+
+
+def make_scene(
+    rng: np.random.Generator,
+    poses_world: list[np.ndarray],
+    config: EngineConfig = EngineConfig(),
+    image_size: tuple[int, int] | None = None,
+) -> dict:
+    """Several people (one per pose) standing around one spot, in one full camera image.
+
+    People are spread over about 3 x 3 m around the scene centre, each turned to a random heading,
+    so they overlap in the image; depth decides who hides whom.
+
+    Args:
+        rng: the only source of randomness.
+        poses_world: 1-8 (17, 3) world poses in mm (for example 2-6 random CMU frames).
+        config: the engine's ranges (crop augmentations do not apply).
+        image_size: (W, H) or a random one of config.image_sizes.
+
+    Returns:
+        dict with ``image`` (H, W, 3) uint8, ``intrinsics`` (9,), ``image_size`` (W, H), and per person
+        (P = number of people, in the order given) ``joints_cam`` (P, 18, 3), ``joints_2d`` (P, 18, 2),
+        ``visibility`` (P, 18) (inside the image and not hidden by a body), ``bbox`` (P, 4) (x, y, w, h)
+        clipped to the image, ``person_mask_area`` (P,) visible pixels.
+    """
+    if not 1 <= len(poses_world) <= 8:
+        raise ValueError(f"need 1 to 8 poses, got {len(poses_world)}")
+    people = []
+    spread = 1500.0 * math.sqrt(len(poses_world) / 4)
+    for pose in poses_world:
+        p = sample_person(rng, pose, config)
+        root = p.joints_world[0]
+        yaw = rng.uniform(0, 2 * math.pi)
+        c, s = math.cos(yaw), math.sin(yaw)
+        rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+        offset = np.array([rng.uniform(-spread, spread), rng.uniform(-spread, spread), 0.0])
+        move = lambda x, rz=rz, root=root, offset=offset: (x - [root[0], root[1], 0]) @ rz.T + offset  # noqa: E731
+        sp = p.spheres_world.copy()
+        sp[:, :3] = move(sp[:, :3])
+        people.append(Person(move(p.joints_world), p.shape, p.appearance, sp, p.materials))
+    centre = np.mean([q.joints_world[0] for q in people], axis=0)
+    cfg = config
+    if image_size is not None:
+        cfg = EngineConfig(**{**config.__dict__, "image_sizes": (tuple(image_size),)})
+    for _ in range(50):
+        camera = _camera(rng, centre, EngineConfig(**{**cfg.__dict__, "distance_mm": (4500.0, 9000.0),
+                                                      "off_centre": 0.1, "truncation_prob": 0.0}))
+        spheres = [_camera_spheres(q, camera) for q in people]
+        if min(s[:, 2].min() - s[:, 3].max() for s in spheres) > 100.0:
+            break
+    else:
+        raise RuntimeError("could not place the camera in front of everyone in 50 tries")  # pragma: no cover
+    k = _k(camera)
+    img, depth, owner = _render(rng, people, spheres, k, camera.height, camera.width)
+    image = _finish(rng, img, EngineConfig(**{**config.__dict__, "augment": False}))
+    joints_cam = np.stack([camera.world_to_camera(add_shoulder_midpoint(q.joints_world)) for q in people])
+    joints_2d = np.stack([_project(j, k) for j in joints_cam])
+    vis, boxes, areas = [], [], []
+    for i, (j2, jc, sp) in enumerate(zip(joints_2d, joints_cam, spheres, strict=True)):
+        seen = owner == i
+        v = np.zeros(len(j2), bool)
+        inside = _in_image(j2, camera.width, camera.height)
+        for jj in np.nonzero(inside)[0]:
+            d = depth[int(round(j2[jj, 1])), int(round(j2[jj, 0]))]
+            v[jj] = d >= jc[jj, 2] - _VISIBLE_TOL_MM
+        vis.append(v)
+        box = _box_of_spheres(sp, k)
+        x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
+        x1, y1 = min(box[0] + box[2], camera.width), min(box[1] + box[3], camera.height)
+        boxes.append([x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0)])
+        areas.append(int(seen.sum()))
+    return {
+        "image": image,
+        "intrinsics": camera.intrinsics.astype(np.float32),
+        "image_size": np.array([camera.width, camera.height], np.int32),
+        "joints_cam": joints_cam.astype(np.float32),
+        "joints_2d": joints_2d.astype(np.float32),
+        "visibility": np.stack(vis),
+        "bbox": np.array(boxes, np.float32),
+        "person_mask_area": np.array(areas, np.int64),
+    }

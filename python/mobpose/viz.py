@@ -1,0 +1,70 @@
+"""Drawing poses on images (OpenCV): 2D skeletons with left/right colours, contact-sheet grids."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .skeleton import H36M_18, Skeleton
+
+__all__ = ["draw_skeleton", "grid"]
+
+LEFT_RGB = (40, 120, 255)
+RIGHT_RGB = (255, 60, 40)
+CENTRE_RGB = (60, 220, 60)
+
+
+def draw_skeleton(
+    image: np.ndarray,
+    joints_2d: np.ndarray,
+    visibility: np.ndarray | None = None,
+    skeleton: Skeleton = H36M_18,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Draws bones and joints on a copy of an RGB uint8 image (left side blue, right red, centre green).
+
+    Joints marked not visible get hollow circles and their bones thin lines; non-finite joints are
+    skipped. `joints_2d` (J, 2) pixels with J = skeleton.num_joints (or 17 for H36M_18's first 17).
+    """
+    img = np.ascontiguousarray(image).copy()
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {img.dtype} {img.shape}")
+    pts = np.asarray(joints_2d, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] > skeleton.num_joints:
+        raise ValueError(f"joints_2d must have shape (J <= {skeleton.num_joints}, 2), got {pts.shape}")
+    vis = np.ones(len(pts), bool) if visibility is None else np.asarray(visibility, bool)
+    t = thickness or max(1, int(round(max(img.shape[:2]) / 200)))
+    left, right = set(skeleton.left), set(skeleton.right)
+
+    def colour(j: int) -> tuple[int, int, int]:
+        return LEFT_RGB if j in left else RIGHT_RGB if j in right else CENTRE_RGB
+
+    for j, p in enumerate(skeleton.parents[: len(pts)]):
+        if p < 0 or not (np.isfinite(pts[j]).all() and np.isfinite(pts[p]).all()):
+            continue
+        a, b = tuple(int(round(v)) for v in pts[p]), tuple(int(round(v)) for v in pts[j])
+        cv2.line(img, a, b, colour(j), t if vis[j] and vis[p] else max(1, t // 2), cv2.LINE_AA)
+    for j, q in enumerate(pts):
+        if np.isfinite(q).all():
+            c = tuple(int(round(v)) for v in q)
+            cv2.circle(img, c, t + 1, colour(j), -1 if vis[j] else 1, cv2.LINE_AA)
+    return img
+
+
+def grid(tiles: Sequence[np.ndarray], tile: int = 256, cols: int | None = None) -> np.ndarray:
+    """Pastes RGB tiles (each resized to fit `tile` x `tile`, letterboxed) into one sheet."""
+    if not tiles:
+        raise ValueError("need at least one tile")
+    cols = cols or math.ceil(math.sqrt(len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
+    sheet = np.full((rows * tile, cols * tile, 3), 24, np.uint8)
+    for i, t in enumerate(tiles):
+        h, w = t.shape[:2]
+        s = tile / max(h, w)
+        r = cv2.resize(t, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        y, x = (i // cols) * tile + (tile - r.shape[0]) // 2, (i % cols) * tile + (tile - r.shape[1]) // 2
+        sheet[y : y + r.shape[0], x : x + r.shape[1]] = r
+    return sheet

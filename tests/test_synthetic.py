@@ -1,0 +1,234 @@
+"""The synthetic image engine: the sphere rasteriser against brute force, labels against the renders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mobpose import _core
+from mobpose.data.synthetic import (
+    MATERIALS,
+    EngineConfig,
+    background_photos,
+    body_spheres,
+    crop_affine,
+    make_sample,
+    make_scene,
+)
+from mobpose.data.synthetic.dataset import SyntheticPoseDataset, normalise_crop
+from mobpose.models.convnextpose import normalize_images
+from mobpose.models.decode import decode_pose
+
+K = np.array([[300.0, 0, 40.0], [0, 310.0, 30.0], [0, 0, 1]], np.float32)
+QUIET = EngineConfig(augment=False, blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def poses():
+    from mobpose.data.cmu import load_cmu
+    from mobpose.data.synthetic.dataset import pose_pool
+
+    return pose_pool(load_cmu(split="test")[:3])
+
+
+def brute_force(spheres: np.ndarray, proj: np.ndarray, h: int, w: int):
+    inv = np.linalg.inv(proj.astype(np.float64))
+    depth = np.full((h, w), np.inf)
+    index = np.full((h, w), -1)
+    for i in range(h):
+        for j in range(w):
+            r = inv @ np.array([j, i, 1.0])
+            r = r / r[2]
+            for s, (cx, cy, cz, rad) in enumerate(spheres.astype(np.float64)):
+                c = np.array([cx, cy, cz])
+                rr, rc = r @ r, r @ c
+                disc = rc * rc - rr * (c @ c - rad * rad)
+                if disc < 0:
+                    continue
+                t = (rc - np.sqrt(disc)) / rr
+                if t < depth[i, j]:
+                    depth[i, j], index[i, j] = t, s
+    return depth, index
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_render_spheres_matches_brute_force(affine):
+    rng = np.random.default_rng(1)
+    spheres = np.concatenate([rng.uniform(-300, 300, (12, 2)), rng.uniform(1500, 3000, (12, 1)),
+                              rng.uniform(40, 200, (12, 1))], axis=1).astype(np.float32)
+    proj = K.astype(np.float64)
+    if affine:
+        proj = crop_affine(np.array([5.0, -3.0, 60.0, 70.0]), 48, 1.1, 25.0) @ proj
+    proj = proj.astype(np.float32)
+    depth, normal, index = _core.render_spheres(spheres, proj, 48, 64)
+    ref_depth, ref_index = brute_force(spheres, proj, 48, 64)
+    hit = np.isfinite(ref_depth)
+    assert 0.05 < hit.mean() < 1.0  # the case covers both hits and misses
+    np.testing.assert_array_equal(np.isfinite(depth), hit)
+    np.testing.assert_allclose(depth[hit], ref_depth[hit], rtol=1e-5)
+    agree = (index == ref_index)[hit]
+    assert agree.mean() > 0.995  # ties between touching spheres may go either way
+    np.testing.assert_allclose(np.linalg.norm(normal[hit], axis=-1), 1.0, atol=1e-3)
+    assert (normal[~hit] == 0).all() and (index[~hit] == -1).all()
+    yy, xx = np.mgrid[0:48, 0:64]
+    rays = np.stack([xx, yy, np.ones_like(xx)], -1) @ np.linalg.inv(proj.astype(np.float64)).T
+    assert ((normal * rays).sum(-1)[hit] < 1e-3).all()  # visible surfaces face the camera
+
+
+def test_render_spheres_bad_input():
+    good = np.array([[0, 0, 2000, 100]], np.float32)
+    with pytest.raises(ValueError, match=r"spheres must have shape \(S, 4\)"):
+        _core.render_spheres(np.zeros((3, 3), np.float32), K, 8, 8)
+    with pytest.raises(TypeError, match="spheres must be float32"):
+        _core.render_spheres(good.astype(np.float64), K, 8, 8)
+    with pytest.raises(ValueError, match="invertible"):
+        _core.render_spheres(good, np.zeros((3, 3), np.float32), 8, 8)
+    with pytest.raises(ValueError, match="positive finite radius"):
+        _core.render_spheres(np.array([[0, 0, 2000, -1]], np.float32), K, 8, 8)
+    with pytest.raises(ValueError, match="finite centre"):
+        _core.render_spheres(np.array([[np.nan, 0, 2000, 10]], np.float32), K, 8, 8)
+    with pytest.raises(ValueError, match="image size"):
+        _core.render_spheres(good, K, 0, 8)
+
+
+def test_body_spheres(poses):
+    spheres, materials = body_spheres(poses[0])
+    assert spheres.dtype == np.float32 and spheres.shape[1] == 4 and len(spheres) == len(materials) > 100
+    assert set(np.unique(materials)) <= set(range(len(MATERIALS)))
+    assert (spheres[:, 3] > 0).all()
+    # the body surrounds the skeleton: every joint lies inside or near some sphere
+    d = np.linalg.norm(spheres[None, :, :3] - poses[0][:, None], axis=-1) - spheres[None, :, 3]
+    assert (d.min(axis=1) < 20.0).all()
+    with pytest.raises(ValueError, match="shape"):
+        body_spheres(np.zeros((16, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        body_spheres(np.full((17, 3), np.nan))
+
+
+def test_sample_is_deterministic_and_labelled(poses):
+    a = make_sample(np.random.default_rng(7), poses[5])
+    b = make_sample(np.random.default_rng(7), poses[5])
+    c = make_sample(np.random.default_rng(8), poses[5])
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["crop"], c["crop"])
+    assert a["crop"].shape == (256, 256, 3) and a["crop"].dtype == np.uint8
+    assert a["target"].shape == a["mask"].shape == (18, 3) and a["joints_cam"].shape == (18, 3)
+    assert a["joints_2d"].shape == (18, 2) and a["visibility"].shape == (18,) and a["visibility"].dtype == bool
+    np.testing.assert_allclose(a["joints_cam"][17], a["joints_cam"][[11, 14]].mean(0), atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_target_decodes_to_the_camera_joints(poses, seed):
+    """Without crop augmentation the target is exactly what decode_pose inverts (ConvNeXtPose decoding)."""
+    s = make_sample(np.random.default_rng(seed), poses[seed * 40], QUIET)
+    dec = decode_pose(s["target"], s["crop_box"], s["root_depth"], s["intrinsics"], (32, 32, 32))
+    np.testing.assert_allclose(dec["camera_mm"], s["joints_cam"], rtol=1e-4, atol=0.5)
+    np.testing.assert_allclose(dec["pixels"], s["joints_2d"], atol=1e-2)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_augmented_target_follows_the_crop_affine(poses, seed):
+    s = make_sample(np.random.default_rng(seed), poses[seed * 50])
+    uv = np.c_[s["joints_2d"], np.ones(18)] @ s["crop_affine"].T.astype(np.float64)
+    np.testing.assert_allclose(s["target"][:, :2], uv[:, :2] * 32 / 256, atol=1e-3)
+    inside = (s["target"] >= 0).all(1) & (s["target"] <= 31).all(1)
+    np.testing.assert_array_equal(s["mask"][:, 0] == 1, inside)
+
+
+def test_crop_is_the_inference_crop_of_the_full_image(poses):
+    s = make_sample(np.random.default_rng(3), poses[10], QUIET, full_image=True)
+    warped = cv2.warpAffine(s["image"], s["crop_affine"][:2], (256, 256), flags=cv2.INTER_LINEAR)
+    diff = np.abs(warped.astype(int) - s["crop"].astype(int))
+    assert diff.mean() < 1.0
+    # the person is drawn where the labels say: the body covers the projected pelvis
+    x, y = s["joints_2d"][0].round().astype(int)
+    assert s["visibility"][0] or not (0 <= x < s["image"].shape[1] and 0 <= y < s["image"].shape[0])
+
+
+def test_person_pixels_surround_the_joints(poses):
+    """Body pixels differ from the background: render twice with the same scene and another background."""
+    cfg = QUIET
+    s = make_sample(np.random.default_rng(11), poses[20], cfg)
+    uv = s["target"][:, :2] * 8
+    crop = s["crop"].astype(np.float32)
+    # joints sit on coloured body pixels, not on the black outside-image padding
+    inside = (uv >= 0).all(1) & (uv < 256).all(1)
+    px = crop[uv[inside, 1].astype(int), uv[inside, 0].astype(int)]
+    assert (px.sum(-1) > 0).mean() > 0.9
+
+
+def test_visibility_marks_hidden_and_outside_joints(poses):
+    vis = np.stack([make_sample(np.random.default_rng(i), poses[i * 7], QUIET)["visibility"] for i in range(12)])
+    assert vis.mean() > 0.6 and (~vis).any()  # most joints seen, some hidden behind the body
+
+
+def test_scene_has_every_person(poses):
+    s = make_scene(np.random.default_rng(2), [poses[i * 30] for i in range(4)], image_size=(320, 240))
+    assert s["image"].shape == (240, 320, 3)
+    assert s["joints_cam"].shape == (4, 18, 3) and s["joints_2d"].shape == (4, 18, 2)
+    assert s["visibility"].shape == (4, 18) and s["bbox"].shape == (4, 4)
+    x, y, w, h = s["bbox"].T
+    assert (x >= 0).all() and (y >= 0).all() and (x + w <= 320 + 1e-3).all() and (y + h <= 240 + 1e-3).all()
+    assert (s["person_mask_area"] > 0).sum() >= 3
+    with pytest.raises(ValueError, match="1 to 8 poses"):
+        make_scene(np.random.default_rng(0), [])
+
+
+def test_background_photos_exclude_people():
+    photos = background_photos()
+    assert len(photos) >= 10  # scikit-image is a training dependency
+    assert all(p.dtype == np.float32 and p.ndim == 3 and p.shape[2] == 3 for p in photos)
+
+
+def test_dataset_items(poses):
+    ds = SyntheticPoseDataset(poses, 6, seed=3)
+    item = ds[2]
+    assert item["image"].shape == (3, 256, 256) and item["image"].dtype == torch.float32
+    again = SyntheticPoseDataset(poses, 6, seed=3)[2]
+    assert torch.equal(item["image"], again["image"])
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2]["image"], item["image"])
+    fixed = SyntheticPoseDataset(poses, 6, seed=3, fixed=True, with_labels=True, config=QUIET)
+    a = fixed[1]
+    fixed.set_epoch(5)
+    assert torch.equal(fixed[1]["image"], a["image"])
+    assert {"joints_cam", "crop_box", "root_depth", "intrinsics"} <= set(a)
+    with pytest.raises(IndexError):
+        ds[6]
+    with pytest.raises(ValueError, match=r"\(N, 17, 3\)"):
+        SyntheticPoseDataset(np.zeros((4, 16, 3)), 3)
+
+
+def test_normalise_crop_matches_the_model_preprocessing():
+    crop = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    np.testing.assert_allclose(normalise_crop(crop), normalize_images(crop)[0].numpy(), atol=1e-6)
+
+
+def test_contact_sheet_cli(tmp_path):
+    out = tmp_path / "sheet.png"
+    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "synth", "sheet", "--out", str(out), "--count", "4",
+                        "--kind", "scenes"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["count"] == 4
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape == (512, 512, 3)
+    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "synth", "sheet", "--out", str(tmp_path / "no" / "x.png"),
+                        "--count", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "could not write" in r.stderr
+
+
+def test_bench_data_quick():
+    r = subprocess.run([sys.executable, "-m", "mobpose.bench", "data", "--quick", "--threads", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [x["case"] for x in lines] == ["engine", "train_step"]
+    assert lines[0]["images_per_s"] > 0 and lines[1]["engine_over_training"] > 0
