@@ -99,3 +99,43 @@ def test_run_ipem_trains_validates_and_resumes(tmp_path):
     assert (out / "best.safetensors").exists()
     summary = run_ipem(str(out), model_name="convnextpose_test", data=data, train=ipem_recipe(2, 4), progress=False)
     assert summary["steps"] == 4  # resumed after epoch 1, not restarted
+
+
+def test_ipem_clips_feed_stage_two(tmp_path):
+    """The IPEM run on rendered CMU clips (cached), then the PRM trained and evaluated on its outputs."""
+    from mobpose.models import create_model
+    from mobpose.train.ipem_stage import ipem_clips, load_clips, predict_clips, save_clips
+    from mobpose.train.prm_stage import PRMDataConfig, train_prm
+
+    model = create_model("convnextpose_test")
+    clips = predict_clips(model, "train", cameras="random", views=2, max_sequences=1, progress=False)
+    assert len(clips) == 2 and [c[2] for c in clips] == [0, 1]
+    action, name, cam, clean, pred = clips[0]
+    assert clean.shape == pred.shape and clean.shape[1:] == (17, 3)
+    assert np.abs(clean[:, 0]).max() == 0 and np.isfinite(pred).all()
+    assert not np.allclose(clips[0][3], clips[1][3])  # two cameras see the clip differently
+    save_clips(str(tmp_path / "c.npz"), clips, {"x": 1})
+    again, info = load_clips(str(tmp_path / "c.npz"))
+    assert info == {"x": 1} and again[0][:3] == (action, name, cam)
+    np.testing.assert_array_equal(again[0][4], pred)
+
+    ckpt = tmp_path / "ipem.safetensors"
+    ck.save(ckpt, {f"model.{k}": v for k, v in model.state_dict().items()}, model="convnextpose_test",
+            config={k: list(v) if isinstance(v, tuple) else v for k, v in vars(model.config).items()}, kind="training")
+    first = ipem_clips(str(ckpt), "train", str(tmp_path / "cache"), cameras="random", views=1, max_sequences=1,
+                       progress=False)
+    files = list((tmp_path / "cache").glob("ipem_train_*.npz"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    second = ipem_clips(str(ckpt), "train", str(tmp_path / "cache"), cameras="random", views=1, max_sequences=1,
+                        progress=False)
+    assert files[0].stat().st_mtime_ns == stamp  # read from the cache, not recomputed
+    np.testing.assert_array_equal(first[0][4], second[0][4])
+
+    data = PRMDataConfig(views=1, max_sequences=1, ipem=str(ckpt))
+    summary = train_prm(str(tmp_path / "prm"), model_name="prm_test", data=data,
+                        train=TrainConfig(epochs=1, batch_size=32), eval_sequences=1, val_stride=1, progress=False)
+    assert "input_MPJPE" in summary and summary["final"]["input"]["MPJPE"] > 0
+    assert len(list((tmp_path / "prm").glob("ipem_test_*.npz"))) == 1  # the 4 protocol cameras of 1 test clip
+    run = ck.load(tmp_path / "prm" / "best.safetensors")[1]["training"]["run"]
+    assert run["data"]["input"] == "ipem" and "noise" not in run["data"]

@@ -58,6 +58,10 @@ def _add_train(sub) -> None:
     prm.add_argument("--val-stride", type=int, default=4, help="validate each epoch on every k-th protocol clip")
     prm.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
     prm.add_argument("--seed", type=int, default=0)
+    prm.add_argument("--ipem", default=None,
+                     help="an IPEM checkpoint: train and evaluate on its outputs on rendered CMU videos "
+                          "(default: noisy ground truth)")
+    prm.add_argument("--init", default=None, help="start from this PRM checkpoint's weights")
 
 
     ipem = which.add_parser("ipem", help="stage 1: the IPEM (ConvNeXtPose) on synthetic renders of CMU poses")
@@ -154,12 +158,13 @@ def _train(args) -> int:
                 kw[key] = value
         if args.no_adj2:
             kw["learn_adj"] = False
-        data = PRMDataConfig(views=args.views, stride=args.stride, max_sequences=args.max_sequences, seed=args.seed)
+        data = PRMDataConfig(views=args.views, stride=args.stride, max_sequences=args.max_sequences, seed=args.seed,
+                             ipem=args.ipem or "")
         train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.1,
                             schedule="cosine", warmup_epochs=min(0.5, args.epochs / 4), min_lr=1e-5,
                             grad_clip=1.0, seed=args.seed, max_steps=args.max_steps)
         summary = train_prm(args.out, model_name=args.model, model_kwargs=kw, data=data, train=train,
-                            eval_sequences=args.eval_sequences, val_stride=args.val_stride)
+                            eval_sequences=args.eval_sequences, val_stride=args.val_stride, init=args.init)
         print(json.dumps(summary))
     if args.what == "ipem":
         from .train.ipem_stage import IPEMDataConfig, ipem_recipe, run_ipem

@@ -157,3 +157,118 @@ def run_ipem(
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
         run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax}, progress=progress,
     )
+
+
+def predict_clips(
+    model: torch.nn.Module,
+    split: str,
+    *,
+    cameras: str = "protocol",
+    views: int = 2,
+    fps: float = 30.0,
+    seed: int = 0,
+    max_sequences: int = 0,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:
+    """The IPEM run on rendered videos of CMU clips: the stage-2 inputs from a real per-frame estimator.
+
+    Each clip of `split` (resampled to `fps`) is rendered by :func:`sequence_frames` (one synthetic
+    person, clothes, light and background per clip and camera) through the camera(s): the four CMU-17
+    protocol cameras (`cameras="protocol"`, as `prm_stage.protocol_set`) or `views` random cameras
+    (`"random"`, training), each moved back until the clip is in view. Every frame's crop comes from the
+    person's box (ground truth, as ConvNeXtPose evaluates) and is decoded with the ground-truth root depth.
+
+    Returns:
+        (action, name, camera index, clean (T, 17, 3), ipem (T, 17, 3)) root-relative camera mm, the
+        tuple layout of `prm_stage.protocol_set`.
+    """
+    from tqdm import tqdm
+
+    from ..data import load_cmu, protocol_cameras, random_camera
+    from ..data.motion import resample
+    from ..data.synthetic import EngineConfig, sequence_frames
+    from ..data.synthetic.dataset import normalise_crop
+    from ..data.synthetic_cameras import fit_camera
+
+    if cameras not in ("protocol", "random"):
+        raise ValueError(f"cameras must be 'protocol' or 'random', got {cameras!r}")
+    sequences = [resample(s, fps) for s in load_cmu(split=split)]
+    if max_sequences:
+        sequences = sequences[:max_sequences]
+    engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size)
+    rng = np.random.default_rng((seed, 77))
+    model.eval()
+    out = []
+    jobs = [(si, ci) for si in range(len(sequences)) for ci in range(4 if cameras == "protocol" else views)]
+    for si, ci in tqdm(jobs, desc=f"IPEM on {split} clips", disable=not progress):
+        seq = sequences[si]
+        cam = protocol_cameras(seed=seed)[ci] if cameras == "protocol" else random_camera(rng)
+        cam = fit_camera(cam, seq.positions)
+        frames = list(sequence_frames(np.random.default_rng((seed, si, ci)), seq.positions, cam, engine))
+        clean = np.stack([f["joints_cam"][:17] for f in frames])
+        pred = np.zeros_like(clean)
+        keep = [t for t, f in enumerate(frames) if f["crop"] is not None]
+        for start in range(0, len(keep), batch_size):
+            idx = keep[start: start + batch_size]
+            batch = {
+                "image": torch.from_numpy(np.stack([normalise_crop(frames[t]["crop"]) for t in idx])),
+                "crop_box": torch.from_numpy(np.stack([frames[t]["crop_box"] for t in idx])),
+                "root_depth": torch.tensor([float(frames[t]["root_depth"]) for t in idx]),
+                "intrinsics": torch.from_numpy(np.stack([frames[t]["intrinsics"] for t in idx])),
+            }
+            pred[idx] = predict_mm(model, batch).numpy()[:, :17]
+        out.append((seq.action, seq.name, ci, (clean - clean[:, :1]).astype(np.float32), pred.astype(np.float32)))
+    return out
+
+
+def save_clips(path: str, clips, info: dict) -> None:
+    """Writes predict_clips output to an .npz (no pickle), atomically; `info` is stored as JSON."""
+    import json
+    import os
+
+    arrays = {"info": np.array(json.dumps(info))}
+    for i, (action, name, cam, clean, pred) in enumerate(clips):
+        arrays[f"{i}/meta"] = np.array(json.dumps([action, name, int(cam)]))
+        arrays[f"{i}/clean"], arrays[f"{i}/input"] = clean, pred
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_clips(path: str) -> tuple[list, dict]:
+    """Reads a save_clips file: (clips, info)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as f:
+        info = json.loads(str(f["info"]))
+        n = sum(1 for k in f.files if k.endswith("/meta"))
+        clips = []
+        for i in range(n):
+            action, name, cam = json.loads(str(f[f"{i}/meta"]))
+            clips.append((action, name, cam, f[f"{i}/clean"], f[f"{i}/input"]))
+    return clips, info
+
+
+def ipem_clips(checkpoint: str, split: str, cache_dir: str, **kwargs) -> list:
+    """predict_clips of the IPEM in `checkpoint`, cached in `cache_dir` (keyed by checkpoint digest and
+    arguments): the second call reads the file."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from .. import checkpoint as ck
+    from ..pretrained import model_from_file
+
+    _, meta = ck.load(checkpoint)
+    key = json.dumps([meta["sha256"], split, sorted(kwargs.items())], default=str)
+    digest = hashlib.sha256(key.encode())
+    path = Path(cache_dir) / f"ipem_{split}_{digest.hexdigest()[:12]}.npz"
+    if path.exists():
+        return load_clips(str(path))[0]
+    clips = predict_clips(model_from_file(checkpoint), split, **kwargs)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    info = {"checkpoint": str(checkpoint), "split": split, **{k: str(v) for k, v in kwargs.items()}}
+    save_clips(str(path), clips, info)
+    logger.info("IPEM predictions of %d %s clips cached in %s", len(clips), split, path)
+    return clips

@@ -35,7 +35,7 @@ from .evaluation import format_report, report_by_action
 from .loop import TrainConfig, fit
 
 __all__ = [
-    "PRMDataConfig", "build_training_set", "evaluate_prm", "format_report", "load_prm", "protocol_set", "train_prm",
+    "PRMDataConfig", "build_ipem_training_set", "build_training_set", "evaluate_prm", "format_report", "load_prm", "protocol_set", "train_prm",
     "refine_clip", "run_ablation", "ABLATION", "training_views", "final_report", "test_sequences",
 ]
 
@@ -54,11 +54,16 @@ class PRMDataConfig:
     noise: EstimatorNoise = field(default_factory=EstimatorNoise)
     max_sequences: int = 0  # > 0: only the first N train sequences (tests, smoke runs)
     seed: int = 0
+    ipem: str = ""  # an IPEM checkpoint: train and evaluate on its outputs instead of noisy ground truth
 
     def describe(self) -> dict:
         d = asdict(self)
-        d["noise"] = self.noise.describe()
-        d["input"] = "noisy-gt"
+        if self.ipem:
+            d.pop("noise")
+            d["input"] = "ipem"
+        else:
+            d["noise"] = self.noise.describe()
+            d["input"] = "noisy-gt"
         return d
 
 
@@ -77,6 +82,26 @@ def training_views(fps: float, views: int, bone_sigma: float, seed: int, max_seq
         for _ in range(views):
             positions = random_bone_scale(seq.positions, H36M_17, rng, sigma=bone_sigma)
             yield make_views(positions, random_camera(rng), fit=True)
+
+
+def build_ipem_training_set(clips, data: PRMDataConfig, window: int, causal: bool):
+    """Windows of IPEM outputs (input) and clean poses (target) from `ipem_stage.predict_clips` tuples;
+    random left/right flips per item."""
+    from ..data import PoseWindowDataset
+
+    flip_idx = H36M_17.flip_indices
+
+    def transform(x: np.ndarray, y: np.ndarray, item_rng: np.random.Generator):
+        if data.flip and item_rng.random() < 0.5:
+            return x[:, flip_idx] * [-1, 1, 1], y[:, flip_idx] * [-1, 1, 1]
+        return x, y
+
+    mode = "causal" if causal else "centred"
+    dataset = PoseWindowDataset([c[4] for c in clips], [c[3] for c in clips], window, mode=mode, stride=data.stride,
+                                transform=transform, seed=data.seed)
+    logger.info("stage-2 training set (IPEM outputs): %d clips, %d windows of %d frames", len(clips), len(dataset),
+                window)
+    return dataset
 
 
 def build_training_set(data: PRMDataConfig, window: int, causal: bool):
@@ -226,8 +251,14 @@ def train_prm(
     eval_sequences: int = 0,
     val_stride: int = 4,
     progress: bool = True,
+    init: str | None = None,
 ) -> dict:
     """Stage 2 end to end: data, training (resumable in `out_dir`), validation, final evaluation.
+
+    With `data.ipem` set, the inputs are that IPEM's outputs on rendered videos of the CMU clips
+    (`ipem_stage.ipem_clips`, cached in `out_dir`): training on `data.views` random cameras per train
+    clip, evaluation on the protocol cameras of the test clips. `init`: start from this PRM checkpoint's
+    weights (e.g. the noisy-ground-truth PRM) instead of the identity initialisation.
 
     Each epoch validates on every `val_stride`-th protocol clip (the full protocol runs a window per
     frame: minutes on a CPU); the best checkpoint by that refined MPJPE is `out_dir/best.safetensors`.
@@ -239,8 +270,22 @@ def train_prm(
                                  warmup_epochs=0.5, min_lr=1e-5, grad_clip=1.0)
     model = create_model(model_name, **(model_kwargs or {}))
     cfg = model.config
-    dataset = build_training_set(data, cfg.num_frames, cfg.causal)
-    clips = protocol_set(data.fps, data.noise, seed=0, max_sequences=eval_sequences)
+    if init:
+        start = load_prm(init)
+        if config_dict(start.config) != config_dict(cfg):
+            raise ValueError(f"--init {init} has another PRM configuration than the one being trained")
+        model.load_state_dict(start.state_dict())
+    if data.ipem:
+        from .ipem_stage import ipem_clips
+
+        train_clips = ipem_clips(data.ipem, "train", out_dir, cameras="random", views=data.views, fps=data.fps,
+                                 seed=data.seed, max_sequences=data.max_sequences, progress=progress)
+        dataset = build_ipem_training_set(train_clips, data, cfg.num_frames, cfg.causal)
+        clips = ipem_clips(data.ipem, "test", out_dir, cameras="protocol", fps=data.fps, seed=0,
+                           max_sequences=eval_sequences, progress=progress)
+    else:
+        dataset = build_training_set(data, cfg.num_frames, cfg.causal)
+        clips = protocol_set(data.fps, data.noise, seed=0, max_sequences=eval_sequences)
     weights = torch.tensor(
         [1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4], dtype=torch.float32
     )[: cfg.num_joints]

@@ -7,7 +7,7 @@ See :mod:`.scene` (samples and scenes), :mod:`.body` (the sphere body), :mod:`.a
 
 from .appearance import background, background_photos, random_appearance
 from .body import MATERIALS, BodyShape, body_spheres, random_body_shape
-from .scene import EngineConfig, Person, crop_affine, make_sample, make_scene, sample_person
+from .scene import EngineConfig, Person, crop_affine, make_sample, make_scene, sample_person, sequence_frames
 
 __all__ = [
     "MATERIALS",
@@ -23,4 +23,5 @@ __all__ = [
     "random_appearance",
     "random_body_shape",
     "sample_person",
+    "sequence_frames",
 ]

@@ -30,7 +30,7 @@ from ..synthetic_cameras import Camera, look_at
 from .appearance import Appearance, background, random_appearance, shade
 from .body import BodyShape, body_spheres, random_body_shape
 
-__all__ = ["EngineConfig", "Person", "make_sample", "make_scene", "crop_affine", "sample_person"]
+__all__ = ["EngineConfig", "Person", "crop_affine", "make_sample", "make_scene", "sample_person", "sequence_frames"]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -434,3 +434,76 @@ def make_scene(
         "bbox": np.array(boxes, np.float32),
         "person_mask_area": np.array(areas, np.int64),
     }
+
+
+def sequence_frames(
+    rng: np.random.Generator,
+    positions_world: np.ndarray,
+    camera: Camera,
+    config: EngineConfig = EngineConfig(augment=False),
+    *,
+    full_image: bool = False,
+):
+    """Renders a motion clip frame by frame: one person (body, clothes, light, background) for the whole
+    clip, seen by one fixed `camera`, as a video of that person would be.
+
+    Each frame yields a dict like :func:`make_sample` without augmentation (``crop`` through the
+    inference crop of the person's box, ``crop_box``, ``joints_cam`` (18, 3), ``joints_2d``, ``visibility``,
+    ``bbox``, ``root_depth``, ``intrinsics``), plus ``image`` (H, W, 3) when `full_image` (then the crop is
+    cut from it). Frames where the person is entirely outside the image yield ``crop`` None.
+
+    Args:
+        rng: the only source of randomness.
+        positions_world: (T, 17, 3) world mm (Z up).
+        camera: the camera (e.g. from random_camera or protocol_cameras, fitted to the clip).
+        config: ranges of the engine (`augment` is ignored: clips are never crop-augmented).
+        full_image: also render every whole camera frame.
+    """
+    pos = np.asarray(positions_world, dtype=np.float64)
+    if pos.ndim != 3 or pos.shape[1:] != (17, 3) or not np.isfinite(pos).all():
+        raise ValueError(f"positions_world must be finite with shape (T, 17, 3), got {pos.shape}")
+    cfg = EngineConfig(**{**config.__dict__, "augment": False})
+    pos = random_bone_scale(pos, H36M_17, rng, sigma=cfg.bone_sigma)
+    pos = random_global_scale(pos, rng, *cfg.global_scale, about="ground")
+    shape, look = random_body_shape(rng), random_appearance(rng)
+    look_seed = int(rng.integers(2**63))  # light, textures and background: the same every frame
+    k = _k(camera)
+    size = cfg.crop_size
+    d, hh, ww = cfg.heatmap_size
+    for t in range(len(pos)):
+        person = Person(pos[t], shape, look)
+        joints_cam = camera.world_to_camera(add_shoulder_midpoint(pos[t]))
+        spheres = _camera_spheres(person, camera)
+        box = _box_of_spheres(spheres, k)
+        frame = {"joints_cam": joints_cam.astype(np.float32), "joints_2d": _project(joints_cam, k).astype(np.float32),
+                 "bbox": box.astype(np.float32), "root_depth": np.float32(joints_cam[0, 2]),
+                 "intrinsics": camera.intrinsics.astype(np.float32), "crop": None}
+        try:
+            crop_box = process_bbox(box, camera.width, camera.height)
+        except ValueError:
+            crop_box = None
+        look_rng = np.random.default_rng(look_seed)
+        if full_image:
+            full, full_depth, _ = _render(look_rng, [person], [spheres], k, camera.height, camera.width)
+            frame["image"] = _finish(rng, full, cfg)
+            frame["visibility"] = _visible(frame["joints_2d"], joints_cam[:, 2], full_depth)
+            if crop_box is not None:
+                a = crop_affine(crop_box, size)
+                frame["crop"] = cv2.warpAffine(frame["image"], a[:2], (size, size), flags=cv2.INTER_LINEAR)
+        elif crop_box is not None:
+            a = crop_affine(crop_box, size)
+            img, depth, _ = _render(look_rng, [person], [spheres], a @ k, size, size)
+            inv = np.linalg.inv(a)
+            yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+            u = inv[0, 0] * xx + inv[0, 2]
+            v = inv[1, 1] * yy + inv[1, 2]
+            img[(u < -0.5) | (u > camera.width - 0.5) | (v < -0.5) | (v > camera.height - 0.5)] = 0.0
+            frame["crop"] = _finish(rng, img, cfg)
+            uv_crop = _project(joints_cam, a @ k)
+            frame["visibility"] = _visible(uv_crop, joints_cam[:, 2], depth) & _in_image(
+                frame["joints_2d"], camera.width, camera.height)
+        else:
+            frame["visibility"] = np.zeros(18, bool)
+        if crop_box is not None:
+            frame["crop_box"] = crop_box.astype(np.float32)
+        yield frame
