@@ -35,8 +35,9 @@ from .evaluation import format_report, report_by_action
 from .loop import TrainConfig, fit
 
 __all__ = [
-    "PRMDataConfig", "build_ipem_training_set", "build_training_set", "evaluate_prm", "format_report", "load_prm", "protocol_set", "train_prm",
-    "refine_clip", "run_ablation", "ABLATION", "training_views", "final_report", "test_sequences",
+    "ABLATION", "PRMDataConfig", "build_ipem_training_set", "build_training_set", "evaluate_prm", "final_report",
+    "format_report", "load_prm", "protocol_set", "refine_clip", "run_ablation", "test_sequences", "train_prm",
+    "training_views",
 ]
 
 logger = logging.getLogger(__name__)
