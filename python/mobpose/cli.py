@@ -131,6 +131,18 @@ def _add_eval(sub) -> None:
     prm.add_argument("--json", default=None, help="also write the report as JSON here")
     prm.add_argument("--h36m-3d", default=None,
                      help="evaluate on Human3.6M S9/S11 from your data_3d_h36m.npz (protocol H36M-17v) instead")
+    ipem = which.add_parser("ipem", help="an IPEM on held-out synthetic renders of the CMU test split")
+    ipem.add_argument("model", help="a shipped name (mobpose weights list) or a .safetensors checkpoint")
+    ipem.add_argument("--samples", type=int, default=1024, help="renders (fixed seed, frames spread over the split)")
+    ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default=None,
+                      help="swap the soft-argmax form (default: the one it was trained with)")
+    ipem.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
+    ipem.add_argument("--json", default=None, help="also write the report as JSON here")
+    photos = which.add_parser("photos", help="an IPEM on real photographs of people (drawn, no ground truth)")
+    photos.add_argument("model", help="a shipped name or a .safetensors checkpoint")
+    photos.add_argument("--out", required=True, help="PNG sheet to write")
+    photos.add_argument("--opencv-doc", default=None, help="folder of Debian opencv-doc's example data")
+    photos.add_argument("--json", default=None, help="also write the predicted joints as JSON here")
     lifter = which.add_parser("lifter", help="a lifter on CMU-17 with ground-truth and noisy 2D")
     lifter.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train lifter'")
     lifter.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
@@ -191,7 +203,42 @@ def _train(args) -> int:
     return 0
 
 
+def _eval_ipem(args) -> int:
+    from .pretrained import load_model
+
+    model = load_model(args.model, softargmax=getattr(args, "softargmax", None))
+    if args.what == "photos":
+        import cv2
+
+        from .train.real_photos import OPENCV_DOC_DATA, real_photo_sheet
+
+        sheet, records = real_photo_sheet(model, args.opencv_doc or OPENCV_DOC_DATA)
+        if not cv2.imwrite(args.out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"could not write {args.out}")
+        print(json.dumps({"out": args.out, "people": len(records), "photos": sorted({r["photo"] for r in records})}))
+        report = records
+    else:
+        from .data.cmu import load_cmu
+        from .data.synthetic import EngineConfig
+        from .data.synthetic.dataset import SyntheticPoseDataset, pose_pool
+        from .train.ipem_stage import evaluate_ipem
+
+        engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size)
+        ds = SyntheticPoseDataset(pose_pool(load_cmu(split="test")), args.samples, seed=1_000_003, config=engine,
+                                  fixed=True, with_labels=True)
+        report = evaluate_ipem(model, ds, flip_test=args.flip_test)
+        report.update(model=args.model, softargmax=model.softargmax_mode, flip_test=args.flip_test,
+                      protocol="synthetic CMU-test renders, GT box and root depth, 17 joints")
+        print(json.dumps(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
 def _eval(args) -> int:
+    if args.what in ("ipem", "photos"):
+        return _eval_ipem(args)
     if args.what == "prm":
         from .train.prm_stage import evaluate_prm, format_report, load_prm, protocol_set
 

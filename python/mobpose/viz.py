@@ -10,7 +10,7 @@ import numpy as np
 
 from .skeleton import H36M_18, Skeleton
 
-__all__ = ["draw_skeleton", "grid"]
+__all__ = ["draw_pose_3d", "draw_skeleton", "grid"]
 
 LEFT_RGB = (40, 120, 255)
 RIGHT_RGB = (255, 60, 40)
@@ -68,3 +68,46 @@ def grid(tiles: Sequence[np.ndarray], tile: int = 256, cols: int | None = None) 
         y, x = (i // cols) * tile + (tile - r.shape[0]) // 2, (i % cols) * tile + (tile - r.shape[1]) // 2
         sheet[y : y + r.shape[0], x : x + r.shape[1]] = r
     return sheet
+
+
+def draw_pose_3d(
+    pose_mm: np.ndarray,
+    size: int = 256,
+    azimuth_deg: float = 0.0,
+    elevation_deg: float = 15.0,
+    extent_mm: float = 1100.0,
+    skeleton: Skeleton = H36M_18,
+    title: str | None = None,
+) -> np.ndarray:
+    """A root-relative camera-space pose (J, 3) mm (X right, Y down, Z forward) drawn in a fixed 3D view.
+
+    The view orbits the root: azimuth 0 looks along the camera's own axis (what the camera saw), 90 from
+    the person's right-hand side of the image; elevation looks down from above. Fixed axes (`extent_mm`
+    half-width) and a ground grid through the lowest joint, so frames of a video are comparable.
+    """
+    pose = np.asarray(pose_mm, dtype=np.float64)
+    if pose.ndim != 2 or pose.shape[1] != 3:
+        raise ValueError(f"pose_mm must have shape (J, 3), got {pose.shape}")
+    img = np.full((size, size, 3), 250, np.uint8)
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    # orbit: rotate about the vertical (camera -Y) axis by azimuth, then tilt by elevation
+    ry = np.array([[math.cos(az), 0, -math.sin(az)], [0, 1, 0], [math.sin(az), 0, math.cos(az)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(el), math.sin(el)], [0, -math.sin(el), math.cos(el)]])
+    rot = rx @ ry
+    scale = size / (2.2 * extent_mm)
+
+    def to_px(p: np.ndarray) -> np.ndarray:
+        q = p @ rot.T
+        return np.stack([size / 2 + q[..., 0] * scale, size * 0.55 + q[..., 1] * scale], -1)
+
+    finite = np.isfinite(pose).all(1)
+    ground = float(np.nanmax(pose[finite, 1])) if finite.any() else extent_mm
+    ticks = np.linspace(-extent_mm, extent_mm, 9)
+    for t in ticks:
+        for a, b in (((t, ground, -extent_mm), (t, ground, extent_mm)), ((-extent_mm, ground, t), (extent_mm, ground, t))):
+            pa, pb = to_px(np.array(a)), to_px(np.array(b))
+            cv2.line(img, tuple(int(v) for v in pa), tuple(int(v) for v in pb), (215, 215, 215), 1, cv2.LINE_AA)
+    out = draw_skeleton(img, to_px(pose), skeleton=skeleton, thickness=2)
+    if title:
+        cv2.putText(out, title, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+    return out

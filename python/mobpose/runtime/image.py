@@ -1,0 +1,98 @@
+"""One image, known person boxes: the IPEM's crop, forward pass and decoding to pixels and millimetres.
+
+Crop: the box goes through :func:`mobpose.models.decode.process_bbox` (clamped, square, x1.25) and is
+warped to the network's input size (pixels outside the image are black), exactly as the synthetic
+engine makes its training crops. Decoding: ConvNeXtPose's (DESIGN.md section 2) with the camera
+intrinsics (given, or :func:`mobpose.camera.default_intrinsics`) and a root depth (given, or from the
+box height and an assumed body height).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import cv2
+import numpy as np
+
+from ..camera import default_intrinsics
+from ..models.decode import process_bbox
+
+__all__ = ["crop_person", "estimate_root_depth", "load_image", "predict_image"]
+
+logger = logging.getLogger(__name__)
+
+BODY_HEIGHT_MM = 1700.0
+"""Assumed standing height when the root depth must be guessed from the box size."""
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as RGB uint8 (H, W, 3): grayscale and RGBA are converted, 16-bit scaled."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image {path} does not exist")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{path} is not a readable image")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def crop_person(image: np.ndarray, bbox, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The network crop of a person box: (crop (size, size, 3) uint8, crop_box (4,) x, y, w, h)."""
+    from ..data.synthetic.scene import crop_affine
+
+    h, w = image.shape[:2]
+    crop_box = process_bbox(bbox, w, h)
+    a = crop_affine(crop_box, size)
+    crop = cv2.warpAffine(image, a[:2], (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    return crop, crop_box
+
+
+def estimate_root_depth(bbox, intrinsics, body_height_mm: float = BODY_HEIGHT_MM) -> float:
+    """Pelvis depth (mm) of a standing person whose box is `bbox` tall: fy * body height / box height."""
+    return float(intrinsics[1] * body_height_mm / max(float(bbox[3]), 1.0))
+
+
+def predict_image(model, image: np.ndarray, boxes, intrinsics=None, root_depths=None) -> dict:
+    """Runs the IPEM on person boxes of one RGB uint8 image.
+
+    Args:
+        model: a ConvNeXtPose (e.g. mobpose.load_model("ipem-xs")).
+        image: (H, W, 3) uint8 RGB.
+        boxes: (P, 4) person boxes (x, y, w, h) in pixels.
+        intrinsics: (9,) camera intrinsics or None for the default of the image size.
+        root_depths: (P,) pelvis depths in mm or None to estimate them from the box heights.
+
+    Returns:
+        dict: ``pixels`` (P, J, 2), ``root_relative_mm`` (P, J, 3) and ``camera_mm`` (P, J, 3) camera frame
+        (X right, Y down, Z forward), ``crops`` (P, S, S, 3), ``crop_boxes`` (P, 4), ``intrinsics``,
+        ``root_depths`` (P,).
+    """
+    import torch
+
+    from ..data.synthetic.dataset import normalise_crop
+    from ..models.decode import decode_pose
+
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {getattr(image, 'dtype', type(image))} "
+                         f"{getattr(image, 'shape', '')}")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = image.shape[:2]
+    k = default_intrinsics(w, h) if intrinsics is None else np.asarray(intrinsics, dtype=np.float32)
+    depths = (np.array([estimate_root_depth(b, k) for b in boxes]) if root_depths is None
+              else np.asarray(root_depths, dtype=np.float64).reshape(-1))
+    size = model.config.input_size
+    crops, crop_boxes = zip(*(crop_person(image, b, size) for b in boxes), strict=True)
+    x = torch.from_numpy(np.stack([normalise_crop(c) for c in crops]))
+    model.eval()
+    with torch.no_grad():
+        xyz = model(x)
+    dec = decode_pose(xyz.numpy(), np.stack(crop_boxes), depths, np.broadcast_to(k, (len(boxes), 9)),
+                      model.heatmap_size)
+    return {"pixels": dec["pixels"], "root_relative_mm": dec["root_relative_mm"], "camera_mm": dec["camera_mm"],
+            "crops": np.stack(crops), "crop_boxes": np.stack(crop_boxes), "intrinsics": k, "root_depths": depths}
