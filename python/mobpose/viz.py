@@ -102,9 +102,9 @@ def draw_pose_3d(
 
     finite = np.isfinite(pose).all(1)
     ground = float(np.nanmax(pose[finite, 1])) if finite.any() else extent_mm
-    ticks = np.linspace(-extent_mm, extent_mm, 9)
-    for t in ticks:
-        for a, b in (((t, ground, -extent_mm), (t, ground, extent_mm)), ((-extent_mm, ground, t), (extent_mm, ground, t))):
+    e = extent_mm
+    for t in np.linspace(-e, e, 9):
+        for a, b in (((t, ground, -e), (t, ground, e)), ((-e, ground, t), (e, ground, t))):
             pa, pb = to_px(np.array(a)), to_px(np.array(b))
             cv2.line(img, tuple(int(v) for v in pa), tuple(int(v) for v in pb), (215, 215, 215), 1, cv2.LINE_AA)
     out = draw_skeleton(img, to_px(pose), skeleton=skeleton, thickness=2)
