@@ -195,6 +195,15 @@ def _visible(uv: np.ndarray, z: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return vis
 
 
+def _outside_image(affine: np.ndarray, size: int, width: int, height: int) -> np.ndarray:
+    """(size, size) mask of crop pixels that fall outside the width x height camera image."""
+    inv = np.linalg.inv(affine)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    u = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+    v = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    return (u < -0.5) | (u > width - 0.5) | (v < -0.5) | (v > height - 0.5)
+
+
 def _in_image(uv: np.ndarray, width: int, height: int) -> np.ndarray:
     return (uv[:, 0] >= 0) & (uv[:, 0] <= width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= height - 1)
 
@@ -312,12 +321,7 @@ def make_sample(
                                borderValue=float("inf"))
     else:  # render straight through the crop's projection; crop pixels outside the image are black
         img, depth, _ = _render(rng, [person], [spheres], proj, size, size)
-        inv = np.linalg.inv(a)
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-        u = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
-        v = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
-        outside = (u < -0.5) | (u > camera.width - 0.5) | (v < -0.5) | (v > camera.height - 0.5)
-        img[outside] = 0.0
+        img[_outside_image(a, size, camera.width, camera.height)] = 0.0
     img, occluder = _occlude(rng, img, config)
     crop = _finish(rng, img, config)
 
@@ -493,11 +497,7 @@ def sequence_frames(
         elif crop_box is not None:
             a = crop_affine(crop_box, size)
             img, depth, _ = _render(look_rng, [person], [spheres], a @ k, size, size)
-            inv = np.linalg.inv(a)
-            yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-            u = inv[0, 0] * xx + inv[0, 2]
-            v = inv[1, 1] * yy + inv[1, 2]
-            img[(u < -0.5) | (u > camera.width - 0.5) | (v < -0.5) | (v > camera.height - 0.5)] = 0.0
+            img[_outside_image(a, size, camera.width, camera.height)] = 0.0
             frame["crop"] = _finish(rng, img, cfg)
             uv_crop = _project(joints_cam, a @ k)
             frame["visibility"] = _visible(uv_crop, joints_cam[:, 2], depth) & _in_image(
