@@ -390,3 +390,20 @@ def test_encode_rejects_points_behind_the_camera() -> None:
     pose = np.array([[0.0, 0.0, 1000.0], [0.0, 0.0, -5.0]])
     with pytest.raises(ValueError, match="camera_mm"):
         encode_pose(pose, [0, 0, 100, 100], 1000.0, K, HM)
+
+
+def test_logit_scale_multiplies_the_heatmaps() -> None:
+    torch.manual_seed(0)
+    base = create_model("convnextpose_test").eval()
+    scaled = create_model("convnextpose_test", logit_scale=16.0).eval()
+    scaled.load_state_dict(base.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(scaled.forward_heatmaps(x), 16.0 * base.forward_heatmaps(x), rtol=1e-5, atol=1e-6)
+        # the same function as folding the factor into the final conv
+        base.final.weight.mul_(16.0)
+        base.final.bias.mul_(16.0)
+        torch.testing.assert_close(scaled(x), base(x), rtol=1e-5, atol=1e-4)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="logit_scale"):
+            create_model("convnextpose_test", logit_scale=bad)

@@ -68,7 +68,9 @@ def _add_train(sub) -> None:
     ipem.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
     ipem.add_argument("--model", default="convnextpose_xs", help="registry name (default convnextpose_xs)")
     ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default="taylor")
-    ipem.add_argument("--epochs", type=int, default=30)
+    ipem.add_argument("--logit-scale", type=float, default=16.0,
+                      help="factor on the heatmap logits (16: Taylor reaches its peak logits; 1: published)")
+    ipem.add_argument("--epochs", type=int, default=12)
     ipem.add_argument("--samples-per-epoch", type=int, default=3200, help="renders per epoch (drawn afresh)")
     ipem.add_argument("--batch-size", type=int, default=32)
     ipem.add_argument("--lr", type=float, default=1e-3)
@@ -185,7 +187,8 @@ def _train(args) -> int:
                               workers=args.workers, seed=args.seed)
         train = replace(ipem_recipe(args.epochs, args.batch_size), lr=args.lr, seed=args.seed,
                         max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
-        summary = run_ipem(args.out, model_name=args.model, softargmax=args.softargmax, data=data, train=train)
+        summary = run_ipem(args.out, model_name=args.model, softargmax=args.softargmax, data=data, train=train,
+                           model_kwargs={"logit_scale": args.logit_scale})
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,9 @@ class ConvNeXtPoseConfig:
         softargmax_mode: 'exact', 'taylor' or 'taylor_clamped' (mobpose.functional.soft_argmax_3d).
         input_size: side of the square input crop; a multiple of 32.
         align_corners: of the bilinear upsample (True as nn.UpsamplingBilinear2d in the official code).
+        logit_scale: constant factor on the heatmap logits (foldable into the final conv). The Taylor
+            soft-argmax needs peak logits of order 10^2 over 32^3 bins (DESIGN.md section 3); a factor
+            of about 16 lets training reach them at the usual learning rate. 1 = the published model.
     """
 
     depths: tuple[int, ...] = (2, 2, 6, 2)
@@ -83,6 +87,7 @@ class ConvNeXtPoseConfig:
     softargmax_mode: str = "taylor"
     input_size: int = 256
     align_corners: bool = True
+    logit_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
@@ -96,6 +101,8 @@ class ConvNeXtPoseConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.upsamples <= self.head_layers:
             raise ValueError(f"upsamples must be in [0, head_layers={self.head_layers}], got {self.upsamples}")
+        if not (math.isfinite(self.logit_scale) and self.logit_scale > 0):
+            raise ValueError(f"logit_scale must be positive and finite, got {self.logit_scale}")
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
         if self.softargmax_mode not in SOFT_ARGMAX_MODES:
@@ -270,6 +277,8 @@ class ConvNeXtPose(nn.Module):
         """
         self._check_images(images)
         x = self.final(self.head(self.forward_features(images)))
+        if self.config.logit_scale != 1.0:
+            x = x * self.config.logit_scale
         b, _, h, w = x.shape
         return x.reshape(b, self.config.num_joints, self.config.depth_bins, h, w)
 

@@ -134,6 +134,7 @@ def run_ipem(
     data: IPEMDataConfig | None = None,
     train: TrainConfig | None = None,
     progress: bool = True,
+    model_kwargs: dict | None = None,
 ) -> dict:
     """Stage 1 on the synthetic engine: trains on renders of the CMU train split, validates each epoch
     on fixed renders of the held-out test split (MPJPE picks best.safetensors). Resumable."""
@@ -145,7 +146,8 @@ def run_ipem(
     train = train or ipem_recipe(epochs=30)
     if data.workers != train.workers:
         train = replace(train, workers=data.workers)
-    net = create_model(model_name, softargmax_mode=softargmax)  # the crop and heatmap sizes to render for
+    model_kwargs = {"softargmax_mode": softargmax, **(model_kwargs or {})}
+    net = create_model(model_name, **model_kwargs)  # the crop and heatmap sizes to render for
     engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size)
     train_set = SyntheticPoseDataset(pose_pool(load_cmu(split="train"), data.fps), data.samples_per_epoch,
                                      seed=data.seed, config=engine)
@@ -153,7 +155,7 @@ def run_ipem(
                                     seed=data.seed + 1_000_003, config=replace(engine, augment=False), fixed=True,
                                     with_labels=True)
     return train_ipem(
-        out_dir, train_set, model_name=model_name, model_kwargs={"softargmax_mode": softargmax}, train=train,
+        out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
         run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax}, progress=progress,
     )
