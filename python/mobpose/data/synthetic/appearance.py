@@ -100,6 +100,8 @@ def random_appearance(rng: np.random.Generator) -> Appearance:
     for name in MATERIALS:
         if name == "skin":
             base, kinds, p = skin, ("solid", "noise"), (0.8, 0.2)
+        elif name == "eyes":
+            base, kinds, p = _hsv(rng.uniform(0, 0.6), rng.uniform(0, 0.5), rng.uniform(0.02, 0.25)), ("solid",), (1.0,)
         elif name == "hair":
             base, kinds, p = hair, ("solid", "noise", "stripes"), (0.5, 0.3, 0.2)
         else:

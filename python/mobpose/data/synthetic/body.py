@@ -2,9 +2,9 @@
 
 Every body part is a chain of overlapping spheres whose radii taper linearly along the bone (a capsule
 with a varying radius); the torso is a grid of spheres between the hips and the shoulders, the head a
-cranium, jaw, nose and hair. The union of spheres is what `mobpose._core.render_spheres` rasterises
+cranium, jaw, nose, eyes and hair. The union of spheres is what `mobpose._core.render_spheres` rasterises
 (nearest surface per pixel), so self-occlusion is handled by depth. Each sphere carries a material
-(skin, hair, top, bottom, shoes) that the appearance model colours and textures.
+(skin, hair, top, bottom, shoes, eyes) that the appearance model colours and textures.
 
 Joints are Human3.6M-17 in any right-handed metric frame (mm): 0 pelvis, 1-3 right hip/knee/ankle,
 4-6 left, 7 spine, 8 thorax, 9 neck, 10 head top, 11-13 left shoulder/elbow/wrist, 14-16 right.
@@ -18,8 +18,8 @@ import numpy as np
 
 __all__ = ["MATERIALS", "BodyShape", "body_spheres", "random_body_shape"]
 
-MATERIALS = ("skin", "hair", "top", "bottom", "shoes")
-SKIN, HAIR, TOP, BOTTOM, SHOES = range(5)
+MATERIALS = ("skin", "hair", "top", "bottom", "shoes", "eyes")
+SKIN, HAIR, TOP, BOTTOM, SHOES, EYES = range(6)
 
 _STEP = 0.3  # sphere spacing along a chain, as a fraction of the smaller radius
 
@@ -154,6 +154,9 @@ def body_spheres(joints: np.ndarray, shape: BodyShape | None = None) -> tuple[np
     b.add(c_h, r_h, SKIN)
     b.add(c_h - 0.45 * r_h * head_up + 0.35 * r_h * head_fwd, 0.62 * r_h, SKIN)  # jaw
     b.add(c_h + 0.92 * r_h * head_fwd - 0.1 * r_h * head_up, 0.16 * r_h, SKIN)  # nose
+    head_side = _unit(np.cross(head_up, head_fwd), across)
+    for side in (-1.0, 1.0):  # eyes: a cue to which way the face looks
+        b.add(c_h + 0.8 * r_h * head_fwd + 0.1 * r_h * head_up + side * 0.33 * r_h * head_side, 0.14 * r_h, EYES)
     if s.hair >= 1:
         b.add(c_h - 0.14 * r_h * head_fwd + 0.12 * r_h * head_up, 1.02 * r_h, HAIR)
     if s.hair == 2:
