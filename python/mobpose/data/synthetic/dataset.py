@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ...models.convnextpose import IMAGENET_MEAN, IMAGENET_STD
 from ..motion import MotionSequence, resample
-from .scene import IMAGENET_MEAN, IMAGENET_STD, EngineConfig, make_sample
+from .scene import EngineConfig, make_sample
 
 __all__ = ["SyntheticPoseDataset", "pose_pool", "normalise_crop"]
 
@@ -29,7 +30,8 @@ def pose_pool(sequences: Sequence[MotionSequence], fps: float = 30.0) -> np.ndar
 
 def normalise_crop(crop: np.ndarray) -> np.ndarray:
     """uint8 (S, S, 3) RGB -> float32 (3, S, S), ImageNet mean/std (as models.convnextpose.normalize_images)."""
-    return np.ascontiguousarray(((crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(((crop.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1))
 
 
 class SyntheticPoseDataset(Dataset):

@@ -32,8 +32,6 @@ from .body import BodyShape, body_spheres, random_body_shape
 
 __all__ = ["EngineConfig", "Person", "crop_affine", "make_sample", "make_scene", "sample_person", "sequence_frames"]
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _VISIBLE_TOL_MM = 130.0  # a joint is seen if the nearest surface at its pixel is at most this far in front
 
 

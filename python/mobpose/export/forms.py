@@ -1,0 +1,111 @@
+"""GPU-safe forms of the models: the same weights, written the way the mobile GPU delegate runs them.
+
+The rules (DESIGN.md section 7, checked on the written file by :mod:`.check`): no tensor above rank 4
+(the 3D heatmap is laid out as [1, H*W*D, J]); soft-argmax as per-coordinate sums of p * grid; no
+batch-broadcast BATCH_MATMUL and no adj_x/adj_y flags (key transposes are explicit); both operands of
+every elementwise op of the same rank (constants are built at full rank; scalar factors are folded
+into the weights of the layer before them); GELU in its tanh form; fixed shapes, float32 only.
+
+Each form wraps a trained module and reads its parameters at construction (they are copied into the
+form's own layers, so the form stays valid however the source is used afterwards) and is tested
+against the training form in tests/test_export_forms.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
+
+__all__ = ["IPEMGpu", "bin_probabilities", "soft_argmax_gpu", "taylor_prescale"]
+
+
+def taylor_prescale(max_logit: float, bins: int) -> float:
+    """The factor s of the fp16-safe Taylor form: p is proportional to ((x + 1) s)^2 + s^2.
+
+    Chosen so that the sum over `bins` bins stays below 2^14 (fp16 max is 65504) when the peak logit is
+    `max_logit` and a few dozen bins sit near it, and the floor s^2 of a bin stays a normal fp16 number.
+    """
+    if not (max_logit > 0 and math.isfinite(max_logit)) or bins < 1:
+        raise ValueError(f"need a positive finite max_logit and bins >= 1, got {max_logit}, {bins}")
+    peak_mass = 64.0 * (max_logit + 1.0) ** 2 + 2.0 * bins  # 64 bins at the peak plus the floor of all bins
+    s = math.sqrt(2.0**14 / peak_mass)
+    return float(min(max(s, 2.0**-6), 1.0))
+
+
+def bin_probabilities(flat: torch.Tensor, mode: str, prescale: float) -> torch.Tensor:
+    """p over the bins of heatmaps laid out as (1, V, J) (V = H*W*D bins), the same layout out.
+
+    taylor: p proportional to 1 + x + x^2/2 = ((x + 1)^2 + 1) / 2, computed as y^2 + s^2 with
+    y = (x + 1) s (the same p; s keeps every sum inside fp16's range); taylor_clamped: x clamped at -1
+    first; exact: softmax along the bins (SOFTMAX over the last axis of (1, J, V)).
+    """
+    if mode == "exact":
+        return torch.softmax(flat.permute(0, 2, 1), dim=-1).permute(0, 2, 1)
+    x = torch.clamp(flat, min=-1.0) if mode == "taylor_clamped" else flat
+    y = (x + 1.0) * prescale
+    f = y * y + prescale * prescale
+    return f / f.sum(dim=1, keepdim=True)
+
+
+def soft_argmax_gpu(p: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Expected bin index per joint: p (1, V, J), grid (3, V, 1) (x, y, z index of each bin) -> (1, 3, J)."""
+    return torch.cat([(p * grid[i : i + 1]).sum(dim=1, keepdim=True) for i in range(3)], dim=1)
+
+
+class IPEMGpu(nn.Module):
+    """The IPEM for TFLite: an RGB crop (1, S, S, 3) float32 with values 0-255 -> joints (1, J*3)
+    (x, y, z heatmap units per joint, row-major) and per-joint confidence (1, J) (the largest bin
+    probability). ImageNet normalisation happens inside; the logit scale is folded into the final conv.
+
+    Args:
+        model: a trained ConvNeXtPose (its soft-argmax mode is used unless `mode` is given).
+        mode: 'taylor', 'taylor_clamped' or 'exact'.
+        max_logit: the largest heatmap logit to expect (measured on the model's outputs); sets the
+            fp16 prescale of the Taylor form.
+    """
+
+    def __init__(self, model: ConvNeXtPose, mode: str | None = None, max_logit: float = 1000.0) -> None:
+        super().__init__()
+        import copy
+
+        cfg = model.config
+        self.mode = mode or model.softargmax_mode
+        self.num_joints, (self.depth, self.height, self.width) = cfg.num_joints, cfg.heatmap_size
+        body = copy.deepcopy(model).eval()
+        self.stem, self.downsamples, self.stages, self.norm, self.head = (
+            body.stem, body.downsamples, body.stages, body.norm, body.head)
+        self.final = body.final
+        with torch.no_grad():  # fold the logit scale into the final conv
+            self.final.weight.mul_(cfg.logit_scale)
+            self.final.bias.mul_(cfg.logit_scale)
+        self.prescale = taylor_prescale(max_logit, self.depth * self.height * self.width)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
+        self.register_buffer("in_scale", 1.0 / (255.0 * std))
+        self.register_buffer("in_shift", -mean / std)
+        hh, ww, dd = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), torch.arange(self.depth),
+                                    indexing="ij")
+        grid = torch.stack([ww, hh, dd]).reshape(3, -1, 1).float()  # bin order (h, w, d)
+        self.register_buffer("grid", grid)
+
+    def heatmaps_flat(self, image: torch.Tensor) -> torch.Tensor:
+        """(1, S, S, 3) 0-255 -> logits (1, H*W*D, J) in bin order (h, w, d)."""
+        x = (image * self.in_scale + self.in_shift).permute(0, 3, 1, 2)
+        x = self.stem(x)
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x = self.downsamples[i - 1](x)
+            x = stage(x)
+        x = self.final(self.head(self.norm(x)))  # (1, J*D, H, W)
+        j, d, h, w = self.num_joints, self.depth, self.height, self.width
+        x = x.permute(0, 2, 3, 1).reshape(1, h * w, j, d).permute(0, 1, 3, 2)
+        return x.reshape(1, h * w * d, j)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        p = bin_probabilities(self.heatmaps_flat(image), self.mode, self.prescale)
+        joints = soft_argmax_gpu(p, self.grid).permute(0, 2, 1).reshape(1, self.num_joints * 3)
+        return {"joints": joints, "confidence": p.amax(dim=1)}

@@ -1,0 +1,82 @@
+"""The GPU-safe export forms against the training forms (same weights, PyTorch on both sides)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mobpose.export.forms import IPEMGpu, bin_probabilities, soft_argmax_gpu, taylor_prescale
+from mobpose.functional import soft_argmax_3d
+from mobpose.models import create_model
+
+
+def _peaked_model(mode: str, logit_scale: float = 1.0):
+    torch.manual_seed(0)
+    m = create_model("convnextpose_test", softargmax_mode=mode, logit_scale=logit_scale).eval()
+    with torch.no_grad():  # spatially varied, peaked heatmaps, as a trained model's are
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                mod.weight.normal_(0, 1.0 / mod.weight[0].numel() ** 0.5)
+        m.final.weight.mul_(8.0)
+    return m
+
+
+@pytest.mark.parametrize("mode", ["taylor", "taylor_clamped", "exact"])
+def test_ipem_gpu_form_matches_the_model(mode):
+    m = _peaked_model(mode, logit_scale=4.0)
+    form = IPEMGpu(m, max_logit=200.0).eval()
+    img = torch.randint(0, 256, (1, 64, 64, 3)).float()
+    from mobpose.models.convnextpose import normalize_images
+
+    x = normalize_images(img.to(torch.uint8))
+    with torch.no_grad():
+        ref = m(x)[0]
+        hm = m.forward_heatmaps(x)
+        out = form(img)
+    assert out["joints"].shape == (1, 18 * 3) and out["confidence"].shape == (1, 18)
+    torch.testing.assert_close(out["joints"].reshape(18, 3), ref, rtol=1e-4, atol=1e-3)
+    assert float(ref.std(dim=0).min()) > 0.1  # peaked heatmaps: x, y and z spread out, not all at the centre
+    # confidence = the largest bin probability, as the C++ kernel's peak output
+    _, peak = soft_argmax_3d(hm, mode, return_peak=True)
+    torch.testing.assert_close(out["confidence"][0], peak[0], rtol=1e-3, atol=1e-6)
+
+
+def test_heatmap_layout_is_h_w_d():
+    m = _peaked_model("taylor")
+    form = IPEMGpu(m).eval()
+    img = torch.rand(1, 64, 64, 3) * 255
+    from mobpose.models.convnextpose import normalize_images
+
+    with torch.no_grad():
+        hm = m.forward_heatmaps(normalize_images(img.to(torch.uint8)))[0]  # (J, D, H, W)
+        flat = form.heatmaps_flat(img.to(torch.uint8).float())[0]  # (H*W*D, J)
+    d, h, w = m.heatmap_size
+    torch.testing.assert_close(flat.reshape(h, w, d, 18).permute(3, 2, 0, 1), hm, rtol=1e-4, atol=1e-4)
+
+
+def test_taylor_prescale_keeps_fp16_sums_finite():
+    bins = 32**3
+    for max_logit in (10.0, 300.0, 2000.0):
+        s = taylor_prescale(max_logit, bins)
+        x = torch.full((1, bins, 1), -1.0)
+        x[0, :64, 0] = max_logit  # 64 bins at the peak, the rest at the Taylor minimum
+        p = bin_probabilities(x.half(), "taylor", s)
+        assert torch.isfinite(p).all()
+        ref = bin_probabilities(x.double(), "taylor", 1.0)
+        np.testing.assert_allclose(p.double().sum().item(), 1.0, rtol=2e-2)
+        np.testing.assert_allclose(p[0, :64].double().sum().item(), ref[0, :64].sum().item(), rtol=2e-2)
+    with pytest.raises(ValueError):
+        taylor_prescale(-1.0, bins)
+
+
+def test_soft_argmax_gpu_on_a_one_hot_volume():
+    d, h, w = 4, 3, 5
+    hh, ww, dd = torch.meshgrid(torch.arange(h), torch.arange(w), torch.arange(d), indexing="ij")
+    grid = torch.stack([ww, hh, dd]).reshape(3, -1, 1).float()
+    p = torch.zeros(1, h * w * d, 2)
+    p[0, (1 * w + 3) * d + 2, 0] = 1.0  # joint 0 at x=3, y=1, z=2
+    p[0, :, 1] = 1.0 / (h * w * d)  # joint 1 uniform: the centre
+    out = soft_argmax_gpu(p, grid)[0]
+    torch.testing.assert_close(out[:, 0], torch.tensor([3.0, 1.0, 2.0]))
+    torch.testing.assert_close(out[:, 1], torch.tensor([(w - 1) / 2, (h - 1) / 2, (d - 1) / 2]))
