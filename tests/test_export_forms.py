@@ -80,3 +80,25 @@ def test_soft_argmax_gpu_on_a_one_hot_volume():
     out = soft_argmax_gpu(p, grid)[0]
     torch.testing.assert_close(out[:, 0], torch.tensor([3.0, 1.0, 2.0]))
     torch.testing.assert_close(out[:, 1], torch.tensor([(w - 1) / 2, (h - 1) / 2, (d - 1) / 2]))
+
+
+@pytest.mark.parametrize("kw", [{"causal": True}, {"causal": False}, {"causal": True, "prior": "add"},
+                                {"causal": False, "prior": "none"}])
+def test_prm_gpu_form_matches_the_model(kw):
+    from mobpose.export.forms import PRMGpu
+
+    torch.manual_seed(1)
+    prm = create_model("prm_test", **kw).eval()
+    with torch.no_grad():  # a trained-like PRM: non-zero head, learned Adj2 and a
+        for p in prm.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    form = PRMGpu(prm).eval()
+    c = prm.config
+    poses = torch.randn(1, c.num_frames, c.num_joints, 3) * 300
+    with torch.no_grad():
+        ref = prm(poses)
+        out = form(poses)
+    anchor = c.num_frames - 1 if c.causal else c.num_frames // 2
+    assert out.shape == (1, c.num_joints * 3)
+    assert float((ref[0, anchor] - poses[0, anchor]).abs().max()) > 1.0  # the refinement is not the identity
+    torch.testing.assert_close(out.reshape(c.num_joints, 3), ref[0, anchor], rtol=1e-4, atol=1e-2)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 
-__all__ = ["IPEMGpu", "bin_probabilities", "soft_argmax_gpu", "taylor_prescale"]
+__all__ = ["IPEMGpu", "PRMGpu", "bin_probabilities", "soft_argmax_gpu", "taylor_prescale"]
 
 
 def taylor_prescale(max_logit: float, bins: int) -> float:
@@ -109,3 +109,111 @@ class IPEMGpu(nn.Module):
         p = bin_probabilities(self.heatmaps_flat(image), self.mode, self.prescale)
         joints = soft_argmax_gpu(p, self.grid).permute(0, 2, 1).reshape(1, self.num_joints * 3)
         return {"joints": joints, "confidence": p.amax(dim=1)}
+
+
+def _linear(src: nn.Linear, rows: slice | None = None, scale: float = 1.0, in_scale: float = 1.0) -> nn.Linear:
+    """A copy of `src` (optionally only output rows `rows`), outputs times `scale`, inputs times `in_scale`."""
+    w = src.weight.detach()[rows] if rows is not None else src.weight.detach()
+    b = src.bias.detach()[rows] if rows is not None else src.bias.detach()
+    out = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        out.weight.copy_(w * scale * in_scale)
+        out.bias.copy_(b * scale)
+    return out
+
+
+class _MQAGpu(nn.Module):
+    """MQAPrior over (B', N, C) tokens without batch broadcasts, adj flags or low-rank constants.
+
+    Heads are stacked along the token axis: q (B', H*N, d) @ k^T (B', d, N) with an explicit transpose;
+    1/sqrt(d) is folded into the query weights; the prior (1 + lambda a Adj) or lambda a Adj is a
+    (1, H*N, N) constant; the causal mask adds -1e4 (finite in fp16) above the diagonal.
+    """
+
+    def __init__(self, attn, n: int) -> None:
+        super().__init__()
+        h, d = attn.heads, attn.head_dim
+        self.heads, self.head_dim, self.n = h, d, n
+        self.q = _linear(attn.q, scale=1.0 / math.sqrt(d))
+        self.k = _linear(attn.kv, slice(0, d))
+        self.v = _linear(attn.kv, slice(d, 2 * d))
+        self.proj = _linear(attn.proj)
+        self.mode = attn.prior
+        with torch.no_grad():
+            adj = attn.prior_matrix()
+            prior = None
+            if adj is not None:
+                scaled = attn.lam * attn.a.detach() * adj.detach()
+                prior = (1.0 + scaled) if attn.prior == "mul" else scaled
+                prior = prior.float().repeat(h, 1).reshape(1, h * n, n)
+            mask = torch.zeros(n, n)
+            if attn.causal:
+                mask = torch.triu(torch.full((n, n), -1e4), diagonal=1)
+        self.register_buffer("prior", prior if prior is not None else torch.zeros(1, h * n, n))
+        self.register_buffer("mask", mask.repeat(h, 1).reshape(1, h * n, n))
+        self.causal = bool(attn.causal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        h, d = self.heads, self.head_dim
+        q = self.q(x).reshape(b, n, h, d).permute(0, 2, 1, 3).reshape(b, h * n, d)
+        k_t = self.k(x).permute(0, 2, 1)  # (B', d, N)
+        logits = torch.bmm(q, k_t)  # (B', H*N, N)
+        if self.mode == "mul":
+            logits = logits * self.prior
+        elif self.mode == "add":
+            logits = logits + self.prior
+        if self.causal:
+            logits = logits + self.mask
+        out = torch.bmm(torch.softmax(logits, dim=-1), self.v(x))  # (B', H*N, d)
+        out = out.reshape(b, h, n, d).permute(0, 2, 1, 3).reshape(b, n, c)
+        return self.proj(out)
+
+
+class _BlockGpu(nn.Module):
+    def __init__(self, block, n: int) -> None:
+        super().__init__()
+        import copy
+
+        self.norm1, self.norm2 = copy.deepcopy(block.norm1), copy.deepcopy(block.norm2)
+        self.attn = _MQAGpu(block.attn, n)
+        self.fc1, self.fc2 = _linear(block.mlp.fc1), _linear(block.mlp.fc2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
+
+
+class PRMGpu(nn.Module):
+    """The PRM for TFLite: the last T per-frame poses (1, T, J, 3) root-relative mm, oldest first ->
+    the refined pose of the newest frame (causal PRM) or of the centre frame (centred PRM), (1, J*3) mm.
+    The input scale is folded into the embedding, its inverse into the head."""
+
+    def __init__(self, prm) -> None:
+        super().__init__()
+        import copy
+
+        c = prm.config
+        self.t, self.j, self.dim, self.kinds = c.num_frames, c.num_joints, c.dim, c.blocks
+        self.anchor = c.num_frames - 1 if c.causal else c.num_frames // 2
+        self.embed = _linear(prm.embed, in_scale=c.input_scale)
+        with torch.no_grad():
+            pos = prm.joint_pos.detach()[None, None] + prm.frame_pos.detach()[None, :, None]  # (1, T, J, C)
+        self.register_buffer("pos", pos.float().contiguous())
+        self.blocks = nn.ModuleList(
+            _BlockGpu(b, c.num_joints if kind == "s" else c.num_frames) for kind, b in zip(c.blocks, prm.blocks,
+                                                                                           strict=True))
+        self.norm = copy.deepcopy(prm.norm)
+        self.head = _linear(prm.head, scale=1.0 / c.input_scale)
+
+    def forward(self, poses: torch.Tensor) -> torch.Tensor:
+        t, j, ch = self.t, self.j, self.dim
+        x = self.embed(poses) + self.pos  # (1, T, J, C)
+        for kind, block in zip(self.kinds, self.blocks, strict=True):
+            if kind == "s":
+                x = block(x.reshape(t, j, ch)).reshape(1, t, j, ch)
+            else:
+                x = block(x.permute(0, 2, 1, 3).reshape(j, t, ch)).reshape(1, j, t, ch).permute(0, 2, 1, 3)
+        a = self.anchor
+        out = poses[:, a : a + 1] + self.head(self.norm(x[:, a : a + 1]))  # (1, 1, J, 3)
+        return out.reshape(1, j * 3)
