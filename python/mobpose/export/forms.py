@@ -48,7 +48,8 @@ def bin_probabilities(flat: torch.Tensor, mode: str, prescale: float) -> torch.T
     x = torch.clamp(flat, min=-1.0) if mode == "taylor_clamped" else flat
     y = (x + 1.0) * prescale
     f = y * y + prescale * prescale
-    return f / f.sum(dim=1, keepdim=True)
+    total = f.sum(dim=1).reshape(1, 1, f.shape[2])  # explicit rank 3: the DIV operands keep one rank
+    return f / total
 
 
 def soft_argmax_gpu(p: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -125,9 +126,12 @@ def _linear(src: nn.Linear, rows: slice | None = None, scale: float = 1.0, in_sc
 class _MQAGpu(nn.Module):
     """MQAPrior over (B', N, C) tokens without batch broadcasts, adj flags or low-rank constants.
 
-    Heads are stacked along the token axis: q (B', H*N, d) @ k^T (B', d, N) with an explicit transpose;
-    1/sqrt(d) is folded into the query weights; the prior (1 + lambda a Adj) or lambda a Adj is a
-    (1, H*N, N) constant; the causal mask adds -1e4 (finite in fp16) above the diagonal.
+    Heads are stacked along the token axis. The logits q k^T are an elementwise product and a sum over
+    d, (B', H*N, 1, d) * (B', 1, N, d) summed on the last axis: the converter fuses any transpose of k
+    into BATCH_MATMUL's adj_y flag, which the Android GPU delegate ignores. p v is a BATCH_MATMUL with
+    equal batch dims and no flags. 1/sqrt(d) is folded into the query weights; the prior
+    (1 + lambda a Adj) or lambda a Adj is a (1, H*N, N) constant; the causal mask adds -1e4 (finite in
+    fp16) above the diagonal.
     """
 
     def __init__(self, attn, n: int) -> None:
@@ -156,9 +160,9 @@ class _MQAGpu(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         h, d = self.heads, self.head_dim
-        q = self.q(x).reshape(b, n, h, d).permute(0, 2, 1, 3).reshape(b, h * n, d)
-        k_t = self.k(x).permute(0, 2, 1)  # (B', d, N)
-        logits = torch.bmm(q, k_t)  # (B', H*N, N)
+        q = self.q(x).reshape(b, n, h, d).permute(0, 2, 1, 3).reshape(b, h * n, 1, d)
+        k = self.k(x).reshape(b, 1, n, d)
+        logits = (q * k).sum(dim=-1)  # (B', H*N, N)
         if self.mode == "mul":
             logits = logits * self.prior
         elif self.mode == "add":

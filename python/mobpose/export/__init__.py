@@ -1,0 +1,5 @@
+"""Export to TFLite and checks of the written files."""
+
+from .check import GpuCheckReport, GpuCompatError, Violation, assert_gpu_compat, check_gpu_compat
+
+__all__ = ["GpuCheckReport", "GpuCompatError", "Violation", "assert_gpu_compat", "check_gpu_compat"]
