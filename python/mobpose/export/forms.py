@@ -174,12 +174,27 @@ class _MQAGpu(nn.Module):
         return self.proj(out)
 
 
+class _LayerNormGpu(nn.Module):
+    """LayerNorm over the last axis of a rank-`rank` tensor written out, every constant at full rank
+    (the converter's own LayerNorm lowering flattens the tokens and adds a rank-0 epsilon)."""
+
+    def __init__(self, norm: nn.LayerNorm, rank: int) -> None:
+        super().__init__()
+        shape = (1,) * (rank - 1) + (-1,)
+        self.register_buffer("weight", norm.weight.detach().float().reshape(shape).clone())
+        self.register_buffer("bias", norm.bias.detach().float().reshape(shape).clone())
+        self.register_buffer("eps", torch.full((1,) * rank, float(norm.eps)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=-1, keepdim=True)
+        var = (centred * centred).mean(dim=-1, keepdim=True)
+        return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
 class _BlockGpu(nn.Module):
     def __init__(self, block, n: int) -> None:
         super().__init__()
-        import copy
-
-        self.norm1, self.norm2 = copy.deepcopy(block.norm1), copy.deepcopy(block.norm2)
+        self.norm1, self.norm2 = _LayerNormGpu(block.norm1, 3), _LayerNormGpu(block.norm2, 3)
         self.attn = _MQAGpu(block.attn, n)
         self.fc1, self.fc2 = _linear(block.mlp.fc1), _linear(block.mlp.fc2)
 
@@ -195,8 +210,6 @@ class PRMGpu(nn.Module):
 
     def __init__(self, prm) -> None:
         super().__init__()
-        import copy
-
         c = prm.config
         self.t, self.j, self.dim, self.kinds = c.num_frames, c.num_joints, c.dim, c.blocks
         self.anchor = c.num_frames - 1 if c.causal else c.num_frames // 2
@@ -207,7 +220,7 @@ class PRMGpu(nn.Module):
         self.blocks = nn.ModuleList(
             _BlockGpu(b, c.num_joints if kind == "s" else c.num_frames) for kind, b in zip(c.blocks, prm.blocks,
                                                                                            strict=True))
-        self.norm = copy.deepcopy(prm.norm)
+        self.norm = _LayerNormGpu(prm.norm, 4)
         self.head = _linear(prm.head, scale=1.0 / c.input_scale)
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:
