@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mobpose.export.forms import IPEMGpu, bin_probabilities, soft_argmax_gpu, taylor_prescale
+from mobpose.export.forms import IPEMGpu, bin_grid, soft_argmax_gpu, taylor_prescale
 from mobpose.functional import soft_argmax_3d
 from mobpose.models import create_model
 
@@ -56,30 +56,32 @@ def test_heatmap_layout_is_h_w_d():
 
 
 def test_taylor_prescale_keeps_fp16_sums_finite():
-    bins = 32**3
+    d = h = w = 32
+    grid, extent = bin_grid(d, h, w)
     for max_logit in (10.0, 300.0, 2000.0):
-        s = taylor_prescale(max_logit, bins)
-        x = torch.full((1, bins, 1), -1.0)
-        x[0, :64, 0] = max_logit  # 64 bins at the peak, the rest at the Taylor minimum
-        p = bin_probabilities(x.half(), "taylor", s)
-        assert torch.isfinite(p).all()
-        ref = bin_probabilities(x.double(), "taylor", 1.0)
-        np.testing.assert_allclose(p.double().sum().item(), 1.0, rtol=2e-2)
-        np.testing.assert_allclose(p[0, :64].double().sum().item(), ref[0, :64].sum().item(), rtol=2e-2)
+        s = taylor_prescale(max_logit, d * h * w)
+        x = torch.full((1, d * h * w, 1), -1.0)
+        x[0, 1000:1064, 0] = max_logit  # 64 bins at the peak, the rest at the Taylor minimum
+        half, conf_half = soft_argmax_gpu(x.half(), grid.half(), extent.half(), "taylor",
+                                           torch.full((1, 1, 1), s).half())
+        ref, conf_ref = soft_argmax_gpu(x.double(), grid.double(), extent.double(), "taylor",
+                                         torch.ones(1, 1, 1).double())
+        assert torch.isfinite(half).all() and torch.isfinite(conf_half).all()
+        np.testing.assert_allclose(half.double().numpy(), ref.numpy(), rtol=2e-2, atol=0.05)
+        np.testing.assert_allclose(conf_half.double().numpy(), conf_ref.numpy(), rtol=2e-2)
     with pytest.raises(ValueError):
-        taylor_prescale(-1.0, bins)
+        taylor_prescale(-1.0, d * h * w)
 
 
-def test_soft_argmax_gpu_on_a_one_hot_volume():
+@pytest.mark.parametrize("mode", ["taylor", "exact"])
+def test_soft_argmax_gpu_on_a_peaked_volume(mode):
     d, h, w = 4, 3, 5
-    hh, ww, dd = torch.meshgrid(torch.arange(h), torch.arange(w), torch.arange(d), indexing="ij")
-    grid = torch.stack([ww, hh, dd]).reshape(3, -1, 1).float()
-    p = torch.zeros(1, h * w * d, 2)
-    p[0, (1 * w + 3) * d + 2, 0] = 1.0  # joint 0 at x=3, y=1, z=2
-    p[0, :, 1] = 1.0 / (h * w * d)  # joint 1 uniform: the centre
-    out = soft_argmax_gpu(p, grid)[0]
-    torch.testing.assert_close(out[:, 0], torch.tensor([3.0, 1.0, 2.0]))
-    torch.testing.assert_close(out[:, 1], torch.tensor([(w - 1) / 2, (h - 1) / 2, (d - 1) / 2]))
+    x = torch.zeros(1, h * w * d, 2)
+    x[0, (1 * w + 3) * d + 2, 0] = 1e3 if mode == "taylor" else 60.0  # joint 0 at x=3, y=1, z=2
+    out, conf = soft_argmax_gpu(x, *bin_grid(d, h, w), mode, torch.ones(1, 1, 1))
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([3.0, 1.0, 2.0]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(out[0, :, 1], torch.tensor([(w - 1) / 2, (h - 1) / 2, (d - 1) / 2]))  # flat: centre
+    assert conf[0, 0] > 0.99 and abs(conf[0, 1] - 1 / (h * w * d)) < 1e-6
 
 
 @pytest.mark.parametrize("kw", [{"causal": True}, {"causal": False}, {"causal": True, "prior": "add"},

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 
-__all__ = ["IPEMGpu", "PRMGpu", "bin_probabilities", "soft_argmax_gpu", "taylor_prescale"]
+__all__ = ["IPEMGpu", "PRMGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
 
 
 def taylor_prescale(max_logit: float, bins: int) -> float:
@@ -36,25 +36,45 @@ def taylor_prescale(max_logit: float, bins: int) -> float:
     return float(min(max(s, 2.0**-6), 1.0))
 
 
-def bin_probabilities(flat: torch.Tensor, mode: str, prescale: float) -> torch.Tensor:
-    """p over the bins of heatmaps laid out as (1, V, J) (V = H*W*D bins), the same layout out.
+def bin_grid(depth: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grid (3, V, 1): x, y, z index of every bin in (h, w, d) order divided by its largest value, so
+    in [0, 1]; extent (3, 1, 1): those largest values W-1, H-1, D-1)."""
+    hh, ww, dd = torch.meshgrid(torch.arange(height), torch.arange(width), torch.arange(depth), indexing="ij")
+    extent = torch.tensor([max(width - 1, 1), max(height - 1, 1), max(depth - 1, 1)], dtype=torch.float32)
+    grid = torch.stack([ww, hh, dd]).reshape(3, -1, 1).float() / extent.reshape(3, 1, 1)
+    return grid, extent.reshape(3, 1, 1)
 
-    taylor: p proportional to 1 + x + x^2/2 = ((x + 1)^2 + 1) / 2, computed as y^2 + s^2 with
-    y = (x + 1) s (the same p; s keeps every sum inside fp16's range); taylor_clamped: x clamped at -1
-    first; exact: softmax along the bins (SOFTMAX over the last axis of (1, J, V)).
+
+def soft_argmax_gpu(flat: torch.Tensor, grid: torch.Tensor, extent: torch.Tensor, mode: str,
+                    prescale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-argmax over heatmaps laid out as (1, V, J) (V = H*W*D bins in (h, w, d) order).
+
+    Args:
+        flat: (1, V, J) logits.
+        grid, extent: from bin_grid (bin indices scaled into [0, 1], so no weighted sum can exceed the
+            normaliser, and the factors that scale them back).
+        mode: 'taylor' (weights 1 + x + x^2/2 = ((x + 1)^2 + 1) / 2, computed as y^2 + s^2 with
+            y = (x + 1) s: the same p, with every sum inside fp16's range), 'taylor_clamped' (x clamped
+            at -1 first) or 'exact' (SOFTMAX along the bins of (1, J, V)).
+        prescale: (1, 1, 1) the factor s (see taylor_prescale); constants are tensors of full rank.
+
+    Returns:
+        ((1, 3, J) expected x, y, z bin index per joint, (1, J) largest bin probability). The sums are
+        taken before dividing by the normaliser, so every division has operands of one rank.
     """
     if mode == "exact":
-        return torch.softmax(flat.permute(0, 2, 1), dim=-1).permute(0, 2, 1)
-    x = torch.clamp(flat, min=-1.0) if mode == "taylor_clamped" else flat
-    y = (x + 1.0) * prescale
-    f = y * y + prescale * prescale
-    total = f.sum(dim=1).reshape(1, 1, f.shape[2])  # explicit rank 3: the DIV operands keep one rank
-    return f / total
-
-
-def soft_argmax_gpu(p: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Expected bin index per joint: p (1, V, J), grid (3, V, 1) (x, y, z index of each bin) -> (1, 3, J)."""
-    return torch.cat([(p * grid[i : i + 1]).sum(dim=1, keepdim=True) for i in range(3)], dim=1)
+        p = torch.softmax(flat.permute(0, 2, 1), dim=-1)  # (1, J, V)
+        coords = [(p * grid[i].reshape(1, 1, -1)).sum(dim=-1) * extent[i] for i in range(3)]  # (1, J) each
+        conf = p.amax(dim=-1)
+    else:
+        x = torch.clamp(flat, min=-1.0) if mode == "taylor_clamped" else flat
+        y = x * prescale + prescale
+        f = y * y + prescale * prescale  # (1, V, J)
+        total = f.sum(dim=1)  # (1, J)
+        coords = [(f * grid[i : i + 1]).sum(dim=1) / total * extent[i] for i in range(3)]
+        conf = f.amax(dim=1) / total
+    j = flat.shape[2]
+    return torch.cat(coords, dim=1).reshape(1, 3, j), conf
 
 
 class IPEMGpu(nn.Module):
@@ -83,15 +103,15 @@ class IPEMGpu(nn.Module):
         with torch.no_grad():  # fold the logit scale into the final conv
             self.final.weight.mul_(cfg.logit_scale)
             self.final.bias.mul_(cfg.logit_scale)
-        self.prescale = taylor_prescale(max_logit, self.depth * self.height * self.width)
+        self.register_buffer("prescale", torch.full((1, 1, 1), taylor_prescale(max_logit, self.depth * self.height
+                                                                                  * self.width)))
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
         self.register_buffer("in_scale", 1.0 / (255.0 * std))
         self.register_buffer("in_shift", -mean / std)
-        hh, ww, dd = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), torch.arange(self.depth),
-                                    indexing="ij")
-        grid = torch.stack([ww, hh, dd]).reshape(3, -1, 1).float()  # bin order (h, w, d)
+        grid, extent = bin_grid(self.depth, self.height, self.width)
         self.register_buffer("grid", grid)
+        self.register_buffer("extent", extent)
 
     def heatmaps_flat(self, image: torch.Tensor) -> torch.Tensor:
         """(1, S, S, 3) 0-255 -> logits (1, H*W*D, J) in bin order (h, w, d)."""
@@ -107,9 +127,8 @@ class IPEMGpu(nn.Module):
         return x.reshape(1, h * w * d, j)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        p = bin_probabilities(self.heatmaps_flat(image), self.mode, self.prescale)
-        joints = soft_argmax_gpu(p, self.grid).permute(0, 2, 1).reshape(1, self.num_joints * 3)
-        return {"joints": joints, "confidence": p.amax(dim=1)}
+        xyz, conf = soft_argmax_gpu(self.heatmaps_flat(image), self.grid, self.extent, self.mode, self.prescale)
+        return {"joints": xyz.permute(0, 2, 1).reshape(1, self.num_joints * 3), "confidence": conf}
 
 
 def _linear(src: nn.Linear, rows: slice | None = None, scale: float = 1.0, in_scale: float = 1.0) -> nn.Linear:
