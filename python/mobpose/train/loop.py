@@ -143,9 +143,11 @@ def _batch_source(dataset: Sequence, batches: list[np.ndarray], collate: Callabl
     """Yields collated batches in order: in this process, or made ahead by `workers` processes."""
     if workers <= 0:
         return (collate([dataset[int(i)] for i in idx]) for idx in batches)
+    # forkserver: workers start from a clean process, never from a fork of this multithreaded one (torch's
+    # thread pools, or JAX's when litert-torch is loaded, can deadlock a forked child)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=[[int(i) for i in idx] for idx in batches], collate_fn=collate,
-        num_workers=workers, worker_init_fn=_worker_init, prefetch_factor=4,
+        num_workers=workers, worker_init_fn=_worker_init, prefetch_factor=4, multiprocessing_context="forkserver",
     )
     return iter(loader)
 
