@@ -12,11 +12,13 @@ the flatbuffer (`ai_edge_litert.schema_py_generated`), without TensorFlow and wi
   (ignored by the Android GPU delegate), with batch dimensions that differ or broadcast (ran "fully
   accelerated" and gave wrong numbers), or with an input of rank > 4;
 - `elementwise_rank`: both operands of ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE and POW
-  have the same rank, constants included: litert-torch emits `x * 0.5` as a MUL with a rank-0 constant,
-  which is a violation unless `allow_scalar_constants=True` (the delegate reads a one-element constant
-  as a scalar attribute, and such models ran fully accelerated and exact on the real LiteRT GPU engine;
-  the strict default follows DESIGN.md: fold scalar factors into the weights or build constants at
-  full rank);
+  have the same rank, constants included, except that a rank-0 constant is accepted by default
+  (`allow_scalar_constants=False` makes it a violation too): litert-torch folds every splat constant
+  (all elements equal, whatever its shape: an epsilon, `x * 0.5`) into a rank-0 scalar, so it cannot
+  be written at full rank at all; the delegate reads a one-element constant as a scalar attribute, and
+  the PRM and IPEM forms with such constants ran fully accelerated and exact (f32) on the real LiteRT
+  GPU engine. Operands of different ranks that are both runtime tensors, or a lower-rank constant
+  that is not a scalar, stay violations (DESIGN.md section 7);
 - `softmax_beta`: SOFTMAX beta == 1;
 - `dynamic_shape`: no -1 in any shape or shape_signature, and shape_signature equal to shape;
 - `int64`, `float64`: no INT64 / FLOAT64 tensor anywhere;
@@ -460,7 +462,7 @@ def check_gpu_compat(
     path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview,
     allowlist: Iterable[str] | None = None,
     *,
-    allow_scalar_constants: bool = False,
+    allow_scalar_constants: bool = True,
 ) -> GpuCheckReport:
     """Checks a .tflite flatbuffer against the mobile GPU delegate rules (module docstring).
 
@@ -469,7 +471,7 @@ def check_gpu_compat(
         allowlist: builtin op names (and custom codes) allowed; default `GPU_ALLOWED_OPS`. Flex ops are
             never allowed.
         allow_scalar_constants: accept a rank-0 constant as an elementwise operand of a higher-rank
-            tensor (rule `elementwise_rank`); off by default.
+            tensor (rule `elementwise_rank`); on by default (see the module docstring).
 
     Returns:
         The report; `report.ok` is True when no rule is broken.
@@ -509,7 +511,7 @@ def assert_gpu_compat(
     path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview,
     allowlist: Iterable[str] | None = None,
     *,
-    allow_scalar_constants: bool = False,
+    allow_scalar_constants: bool = True,
 ) -> GpuCheckReport:
     """Like `check_gpu_compat`, but raises `GpuCompatError` (a ValueError) listing every violation.
 

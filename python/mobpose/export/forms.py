@@ -56,9 +56,7 @@ def soft_argmax_gpu(flat: torch.Tensor, grid: torch.Tensor, extent: torch.Tensor
         mode: 'taylor' (weights 1 + x + x^2/2 = ((x + 1)^2 + 1) / 2, computed as y^2 + s^2 with
             y = (x + 1) s: the same p, with every sum inside fp16's range), 'taylor_clamped' (x clamped
             at -1 first) or 'exact' (SOFTMAX along the bins of (1, J, V)).
-        prescale: (1, 1, J) the factor s (see taylor_prescale) repeated per joint. Constants never have
-            all dimensions 1: the converter turns those into rank-0 scalars, which the delegate rules
-            forbid next to higher-rank operands.
+        prescale: the factor s (see taylor_prescale), a tensor that broadcasts against (1, V, J).
 
     Returns:
         ((1, 3, J) expected x, y, z bin index per joint, (1, J) largest bin probability). The sums are
@@ -67,7 +65,7 @@ def soft_argmax_gpu(flat: torch.Tensor, grid: torch.Tensor, extent: torch.Tensor
     j = flat.shape[2]
     if mode == "exact":
         p = torch.softmax(flat.permute(0, 2, 1), dim=-1)  # (1, J, V)
-        coords = [(p * grid[i].reshape(1, 1, -1)).sum(dim=-1) * extent[i].expand(1, j) for i in range(3)]
+        coords = [(p * grid[i].reshape(1, 1, -1)).sum(dim=-1) * extent[i] for i in range(3)]
         conf = p.amax(dim=-1)
     else:
         y = flat * prescale + prescale  # (x + 1) s
@@ -75,7 +73,7 @@ def soft_argmax_gpu(flat: torch.Tensor, grid: torch.Tensor, extent: torch.Tensor
             y = torch.relu(y)  # x >= -1 exactly when y >= 0
         f = y * y + prescale * prescale  # (1, V, J)
         total = f.sum(dim=1)  # (1, J)
-        coords = [(f * grid[i : i + 1]).sum(dim=1) / total * extent[i].expand(1, j) for i in range(3)]
+        coords = [(f * grid[i : i + 1]).sum(dim=1) / total * extent[i] for i in range(3)]
         conf = f.amax(dim=1) / total
     return torch.cat(coords, dim=1).reshape(1, 3, j), conf
 
@@ -107,7 +105,7 @@ class IPEMGpu(nn.Module):
             self.final.weight.mul_(cfg.logit_scale)
             self.final.bias.mul_(cfg.logit_scale)
         s = taylor_prescale(max_logit, self.depth * self.height * self.width)
-        self.register_buffer("prescale", torch.full((1, 1, self.num_joints), s))
+        self.register_buffer("prescale", torch.full((1, 1, 1), s))
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
         self.register_buffer("in_scale", 1.0 / (255.0 * std))
@@ -197,17 +195,15 @@ class _MQAGpu(nn.Module):
 
 
 class _LayerNormGpu(nn.Module):
-    """LayerNorm over the last axis of a (..., N, C) tensor written out, its constants never scalars
-    (the converter's own LayerNorm lowering flattens the tokens and adds a rank-0 epsilon)."""
+    """LayerNorm over the last axis of a rank-`rank` tensor, written out: the converter's own lowering
+    flattened the tokens and paired a rank-1 gain and bias with rank-3 activations."""
 
-    def __init__(self, norm: nn.LayerNorm, tokens: tuple[int, ...]) -> None:
+    def __init__(self, norm: nn.LayerNorm, rank: int) -> None:
         super().__init__()
-        rank = len(tokens) + 1
         shape = (1,) * (rank - 1) + (-1,)
         self.register_buffer("weight", norm.weight.detach().float().reshape(shape).clone())
         self.register_buffer("bias", norm.bias.detach().float().reshape(shape).clone())
-        # epsilon as a (1, ..., N, 1) tensor: a constant of all-one dims would become a rank-0 scalar
-        self.register_buffer("eps", torch.full((1,) * (rank - 2) + (tokens[-1], 1), float(norm.eps)))
+        self.eps = float(norm.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(dim=-1, keepdim=True)
@@ -218,7 +214,7 @@ class _LayerNormGpu(nn.Module):
 class _BlockGpu(nn.Module):
     def __init__(self, block, n: int) -> None:
         super().__init__()
-        self.norm1, self.norm2 = _LayerNormGpu(block.norm1, (1, n)), _LayerNormGpu(block.norm2, (1, n))
+        self.norm1, self.norm2 = _LayerNormGpu(block.norm1, 3), _LayerNormGpu(block.norm2, 3)
         self.attn = _MQAGpu(block.attn, n)
         self.fc1, self.fc2 = _linear(block.mlp.fc1), _linear(block.mlp.fc2)
 
@@ -244,7 +240,7 @@ class PRMGpu(nn.Module):
         self.blocks = nn.ModuleList(
             _BlockGpu(b, c.num_joints if kind == "s" else c.num_frames) for kind, b in zip(c.blocks, prm.blocks,
                                                                                            strict=True))
-        self.norm = _LayerNormGpu(prm.norm, (1, 1, c.num_joints))
+        self.norm = _LayerNormGpu(prm.norm, 4)
         self.head = _linear(prm.head, scale=1.0 / c.input_scale)
 
     def forward(self, poses: torch.Tensor) -> torch.Tensor:
