@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: lint, the C++ kernel tests (ctest, once optimised and once under AddressSanitizer
 # and UBSan; the thread pool also under ThreadSanitizer; the NEON variants cross-built for aarch64
-# and run under qemu when the cross tools are installed), and the Python suite (pytest).
+# and run under qemu when the cross tools are installed), and the Python suite (pytest), with LiteRT's
+# GPU engine on software Vulkan when scripts/install_lavapipe.sh can set it up.
 # Needs the venv made by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,4 +45,10 @@ else
 fi
 
 echo "== pytest"
+# LiteRT's GPU engine runs on Mesa's lavapipe (software Vulkan, Mesa >= 25 from Debian's backports);
+# without it the GPU-engine tests skip (or fail when MOBPOSE_REQUIRE_GPU=1, as in .ci/run).
+if [ -z "${VK_ICD_FILENAMES:-}" ]; then
+  if out=$(bash scripts/install_lavapipe.sh 2>/dev/null); then eval "$out"; else
+    echo "no lavapipe (scripts/install_lavapipe.sh failed): the GPU-engine tests will skip"; fi
+fi
 "$PY" -m pytest "$@"
