@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mobpose import checkpoint as ck
@@ -139,3 +140,28 @@ def test_ipem_clips_feed_stage_two(tmp_path):
     assert len(list((tmp_path / "prm").glob("ipem_test_*.npz"))) == 1  # the 4 protocol cameras of 1 test clip
     run = ck.load(tmp_path / "prm" / "best.safetensors")[1]["training"]["run"]
     assert run["data"]["input"] == "ipem" and "noise" not in run["data"]
+
+
+def test_run_ipem_init_from_another_softargmax(tmp_path):
+    """A Taylor fine-tune starts from an exact-softmax run's weights (another logit scale too)."""
+    from mobpose.pretrained import model_from_file
+    from mobpose.train.ipem_stage import IPEMDataConfig, ipem_recipe, run_ipem
+
+    data = IPEMDataConfig(samples_per_epoch=4, eval_samples=2, workers=0)
+    run_ipem(str(tmp_path / "exact"), model_name="convnextpose_test", softargmax="exact", data=data,
+             train=ipem_recipe(1, 4), progress=False)
+    start = tmp_path / "exact" / "last.safetensors"
+    train = ipem_recipe(1, 4)
+    from dataclasses import replace
+
+    run_ipem(str(tmp_path / "taylor"), model_name="convnextpose_test", softargmax="taylor", data=data,
+             train=replace(train, lr=1e-12, min_lr=1e-12, weight_decay=0.0), progress=False,
+             model_kwargs={"logit_scale": 16.0}, init=str(start))
+    a, b = model_from_file(str(start)), model_from_file(str(tmp_path / "taylor" / "last.safetensors"))
+    assert b.softargmax_mode == "taylor" and b.config.logit_scale == 16.0
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        if p.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)  # lr ~ 0: the weights are the start's
+    with pytest.raises(ValueError, match="do not fit"):
+        run_ipem(str(tmp_path / "bad"), model_name="convnextpose_test", data=data, train=train, progress=False,
+                 model_kwargs={"head_channels": 8}, init=str(start))

@@ -79,6 +79,9 @@ def _add_train(sub) -> None:
     ipem.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ipem.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
     ipem.add_argument("--seed", type=int, default=0)
+    ipem.add_argument("--init", default=None,
+                      help="start from this checkpoint's weights (e.g. fine-tune with Taylor a network "
+                           "trained with --softargmax exact)")
 
     lifter = which.add_parser("lifter", help="the VideoPose3D lifter on CMU 2D projections")
     lifter.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
@@ -188,7 +191,7 @@ def _train(args) -> int:
         train = replace(ipem_recipe(args.epochs, args.batch_size), lr=args.lr, seed=args.seed,
                         max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
         summary = run_ipem(args.out, model_name=args.model, softargmax=args.softargmax, data=data, train=train,
-                           model_kwargs={"logit_scale": args.logit_scale})
+                           model_kwargs={"logit_scale": args.logit_scale}, init=args.init)
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig

@@ -53,9 +53,22 @@ def train_ipem(
     best_metric: str | None = None,
     run_info: dict | None = None,
     progress: bool = True,
+    init: str | None = None,
 ) -> dict:
-    """Trains an IPEM on `dataset` (resumable in `out_dir`); returns the loop's summary."""
+    """Trains an IPEM on `dataset` (resumable in `out_dir`); returns the loop's summary.
+
+    `init`: start from this checkpoint's weights (same architecture; the soft-argmax mode and the
+    logit scale may differ: e.g. a Taylor fine-tune of a network trained with the exact softmax)."""
     model = create_model(model_name, **(model_kwargs or {}))
+    if init:
+        from ..pretrained import model_from_file
+
+        start = model_from_file(init)
+        try:
+            model.load_state_dict(start.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(f"--init {init}: its weights do not fit {model_name}: {exc}") from exc
+        logger.info("initialised from %s", init)
     train = train or ipem_recipe()
 
     def loss_fn(net, batch):
@@ -135,6 +148,7 @@ def run_ipem(
     train: TrainConfig | None = None,
     progress: bool = True,
     model_kwargs: dict | None = None,
+    init: str | None = None,
 ) -> dict:
     """Stage 1 on the synthetic engine: trains on renders of the CMU train split, validates each epoch
     on fixed renders of the held-out test split (MPJPE picks best.safetensors). Resumable."""
@@ -157,7 +171,8 @@ def run_ipem(
     return train_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
-        run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax}, progress=progress,
+        run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax, "init": init or ""},
+        progress=progress, init=init,
     )
 
 
