@@ -8,13 +8,12 @@ engine is unavailable, not fully accelerated, or wrong beyond --f32-tol with fp3
     eval "$(bash scripts/install_lavapipe.sh)"
     python scripts/lavapipe_check.py [--verbose] [--keep DIR]
 
-Needs torch 2.13.0, litert-torch 0.10.0 and ai-edge-litert 2.3.0.
+Needs mobpose installed (its export extra: torch 2.13.0, litert-torch 0.10.0, ai-edge-litert 2.3.0).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import json
 import os
@@ -25,27 +24,7 @@ import time
 
 import numpy as np
 
-
-@contextlib.contextmanager
-def captured_fds(sink: list[str]):
-    """Sends fds 1 and 2 (native logs included) to a temp file; appends its text to sink."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
+from mobpose.export.runtime import native_output
 
 
 def vulkan_devices() -> list[dict] | str:
@@ -116,7 +95,7 @@ def build_and_convert(path: str, logs: list[str]) -> tuple[np.ndarray, np.ndarra
 
     model = Tiny().eval()
     x = torch.randn(1, 3, 16, 16)
-    with captured_fds(logs):
+    with native_output(logs):
         litert_torch.signature("tiny", model, sample_kwargs={"image": x}).convert().export(path)
     with torch.no_grad():
         ref = model(x).numpy()
@@ -135,7 +114,7 @@ def run_gpu(path: str, x: np.ndarray, out_size: int, enforce_f32: bool, logs: li
         hardware_accelerators=HardwareAccelerator.GPU,
         gpu_options=GpuOptions(enforce_f32=enforce_f32),
     )
-    with captured_fds(logs):
+    with native_output(logs):
         cm = CompiledModel.from_file(path, options=opts)
         full = cm.is_fully_accelerated()
         ins, outs = cm.create_input_buffers(0), cm.create_output_buffers(0)

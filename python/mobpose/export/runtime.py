@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GpuRun", "gpu_engine_problem", "run_cpu", "run_gpu"]
+__all__ = ["GpuRun", "gpu_engine_problem", "native_output", "run_cpu", "run_gpu"]
 
 logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _quiet_native():
-    """The native runtime logs to fds 1 and 2 (INFO lines per accelerator); send them to the log."""
+def native_output(sink: list[str] | None = None):
+    """Captures what native code writes to fds 1 and 2 (LiteRT logs INFO lines per accelerator there):
+    appended to `sink` if given, else sent to this module's debug log."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -40,9 +41,11 @@ def _quiet_native():
             os.close(saved[0])
             os.close(saved[1])
             tmp.seek(0)
-            text = tmp.read().decode("utf-8", "replace").strip()
-            if text:
-                logger.debug("LiteRT: %s", text[-4000:])
+            text = tmp.read().decode("utf-8", "replace")
+            if sink is not None:
+                sink.append(text)
+            elif text.strip():
+                logger.debug("LiteRT: %s", text.strip()[-4000:])
 
 
 def _signature(path: Path):
@@ -74,7 +77,7 @@ def run_cpu(path: str | os.PathLike, inputs: dict[str, np.ndarray], threads: int
     path = Path(path)
     sig, in_specs, _ = _signature(path)
     feed = _inputs(path, inputs, in_specs)
-    with _quiet_native():
+    with native_output():
         runner = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner(sig)
         out = runner(**feed)
     return {k: np.array(v) for k, v in out.items()}
@@ -112,7 +115,7 @@ def run_gpu(path: str | os.PathLike, inputs: dict[str, np.ndarray], enforce_f32:
     feed = _inputs(path, inputs, in_specs)
     options = Options(hardware_accelerators=HardwareAccelerator.GPU, gpu_options=GpuOptions(enforce_f32=enforce_f32))
     try:
-        with _quiet_native():
+        with native_output():
             model = CompiledModel.from_file(str(path), options=options)
             full = bool(model.is_fully_accelerated())
             ins = {s.name: model.create_input_buffer_by_name(sig, s.name) for s in in_specs}

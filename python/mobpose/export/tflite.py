@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .runtime import _quiet_native
+from .runtime import native_output
 
 __all__ = ["convert_module"]
 
@@ -33,7 +33,7 @@ def convert_module(module: torch.nn.Module, sample_inputs: dict[str, torch.Tenso
 
         kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
     litert_torch.config.show_progress = False
-    with warnings.catch_warnings(), _quiet_native():
+    with warnings.catch_warnings(), native_output():
         warnings.simplefilter("ignore")  # deprecation noise of torch.export / litert-torch internals
         edge = litert_torch.signature(signature, module, sample_kwargs=sample_inputs).convert(**kwargs)
         edge.export(str(path))
