@@ -114,3 +114,38 @@ def test_bad_inputs_are_named(exported):
         run_cpu(path, {"x": inputs["poses"]})
     with pytest.raises(ValueError, match="must have shape"):
         run_cpu(path, {"poses": inputs["poses"][:, :3]})
+
+
+def test_export_cli_writes_a_checked_file_with_metadata(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from mobpose import checkpoint as ck
+    from mobpose.export import read_metadata
+    from mobpose.models.prm import config_dict
+    from mobpose.pretrained import model_from_file
+
+    torch.manual_seed(1)
+    model = create_model("prm_test", causal=True)
+    ckpt = tmp_path / "prm.safetensors"
+    ck.save(ckpt, {f"model.{k}": v for k, v in model.state_dict().items()}, model="prm_test",
+            config=config_dict(model.config), kind="training")
+    out = tmp_path / "prm.tflite"
+    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "export", str(ckpt), "--out", str(out)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["gpu_check_ok"] and info["signature"] == "prm" and info["max_rank"] <= 4
+    meta = read_metadata(out)
+    assert meta["kind"] == "prm" and meta["window"] == 9 and meta["causal"] is True and meta["anchor"] == 8
+    assert len(meta["joint_names"]) == 17
+    x = np.random.default_rng(3).normal(0, 300, (1, 9, 17, 3)).astype(np.float32)
+    with torch.no_grad():
+        ref = PRMGpu(model_from_file(str(ckpt)))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(run_cpu(out, {"poses": x})["output_0"], ref, atol=1e-2, rtol=1e-4)
+    # a model without an export form: a clear error, no file
+    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "export", "videopose3d-27", "--out",
+                        str(tmp_path / "l.tflite")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "export supports ConvNeXtPose (IPEM) and PRM" in r.stderr
+    assert not (tmp_path / "l.tflite").exists()

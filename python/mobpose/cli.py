@@ -1,4 +1,4 @@
-"""The `mobpose` command line: info, train, eval, ablate, weights, synth, bench."""
+"""The `mobpose` command line: info, train, eval, ablate, weights, synth, export, bench."""
 
 from __future__ import annotations
 
@@ -277,6 +277,25 @@ def _eval(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    ex = sub.add_parser("export", help="an IPEM or PRM to a .tflite file for the mobile GPU delegate (checked)")
+    ex.add_argument("model", help="a shipped name (mobpose weights list) or a .safetensors checkpoint")
+    ex.add_argument("--out", required=True, help="the .tflite file to write")
+    ex.add_argument("--fp16", action="store_true", help="float16 weights (half the size)")
+    ex.add_argument("--max-logit", type=float, default=1000.0,
+                    help="largest heatmap logit of the IPEM (sets the fp16-safe Taylor prescale)")
+
+
+def _export(args) -> int:
+    from .export import export_tflite
+
+    info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit)
+    rep = info["check"]
+    print(json.dumps({"out": info["path"], "bytes": info["bytes"], "signature": info["signature"],
+                      "gpu_check_ok": rep["ok"], "ops": rep["ops"], "max_rank": rep["max_rank"]}))
+    return 0
+
+
 def _add_synth(sub) -> None:
     syn = sub.add_parser("synth", help="the synthetic image engine: look at what the IPEM learns from")
     which = syn.add_subparsers(dest="what", required=True)
@@ -345,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_ablate(sub)
     _add_weights(sub)
     _add_synth(sub)
+    _add_export(sub)
     bench = sub.add_parser("bench", help="benchmarks (same as python -m mobpose.bench)")
     bench.add_argument("suite_args", nargs=argparse.REMAINDER, help="SUITE [options], e.g. kernels --quick")
     args = parser.parse_args(argv)
@@ -364,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             return _weights(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "export":
+            return _export(args)
     except (FileNotFoundError, ValueError, TypeError) as exc:  # bad input: one clear line, no traceback
         print(f"mobpose: error: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import torch
 
 from .runtime import native_output
 
-__all__ = ["convert_module"]
+__all__ = ["METADATA_NAME", "convert_module", "export_tflite", "read_metadata", "write_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,3 +39,123 @@ def convert_module(module: torch.nn.Module, sample_inputs: dict[str, torch.Tenso
         edge.export(str(path))
     logger.info("wrote %s (%d bytes)", path, path.stat().st_size)
     return path
+
+
+METADATA_NAME = "mobpose"
+"""Name of the metadata entry (a JSON object) that mobpose writes into every exported file."""
+
+
+def write_metadata(path: str | os.PathLike, meta: dict) -> None:
+    """Adds (or replaces) the JSON metadata entry `mobpose` of a .tflite file, in place and atomically."""
+    import json
+
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    path = Path(path)
+    model = flatbuffer_utils.read_model(str(path))
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    model.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    flatbuffer_utils.write_model(model, str(tmp))
+    os.replace(tmp, path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The `mobpose` metadata of an exported file ({} if it has none)."""
+    import json
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        md = model.Metadata(i)
+        if md.Name() and md.Name().decode() == METADATA_NAME:
+            return json.loads(bytes(model.Buffers(md.Buffer()).DataAsNumpy()).decode())
+    return {}
+
+
+def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
+                  check: bool = True) -> dict:
+    """Exports an IPEM (ConvNeXtPose) or a PRM to a .tflite file that runs on the mobile GPU delegate.
+
+    The model goes through its GPU-safe form (mobpose.export.forms), is converted with litert-torch,
+    gets the `mobpose` JSON metadata (what the tensors mean, joint order, units, input normalisation,
+    heatmap size or window) and is checked with :func:`mobpose.export.check.check_gpu_compat`.
+
+    Args:
+        model: a module, or a shipped name / checkpoint path for mobpose.load_model.
+        out: the .tflite file to write.
+        fp16: store the weights as float16 (half the size; the GPU computes in fp16 by default anyway).
+        max_logit: the largest heatmap logit the IPEM produces (sets the fp16 prescale of the Taylor form).
+        check: raise GpuCompatError when the written file breaks a GPU-delegate rule.
+
+    Returns:
+        {'path', 'bytes', 'signature', 'metadata', 'check'} (check: the report as a dict).
+
+    Raises:
+        ValueError: an unsupported model; GpuCompatError (a ValueError) listing every violation.
+    """
+    from ..models.convnextpose import ConvNeXtPose
+    from ..models.prm import PRM
+    from ..skeleton import H36M_17, H36M_18
+    from .check import GpuCompatError, check_gpu_compat
+    from .forms import IPEMGpu, PRMGpu
+
+    if isinstance(model, str | os.PathLike):
+        from ..pretrained import load_model
+
+        model = load_model(str(model))
+    out = Path(out)
+    gen = torch.Generator().manual_seed(0)
+    if isinstance(model, ConvNeXtPose):
+        form = IPEMGpu(model, max_logit=max_logit)
+        s = model.config.input_size
+        inputs = {"image": torch.rand(1, s, s, 3, generator=gen) * 255}
+        d, h, w = model.heatmap_size
+        signature = "ipem"
+        meta = {
+            "kind": "ipem", "model": "convnextpose", "config": {k: list(v) if isinstance(v, tuple) else v
+                                                               for k, v in vars(model.config).items()},
+            "inputs": {"image": f"(1, {s}, {s}, 3) float32 RGB crop, values 0-255 (ImageNet mean/std applied "
+                                "inside); the crop of process_bbox(box) (square, x1.25)"},
+            "outputs": {"joints": f"(1, {model.config.num_joints * 3}) float32: x, y, z per joint, row-major, in "
+                                  f"heatmap units (x in [0, {w - 1}], y in [0, {h - 1}], z in [0, {d - 1}])",
+                        "confidence": f"(1, {model.config.num_joints}) float32: the largest bin probability"},
+            "joint_names": list(H36M_18.joint_names[: model.config.num_joints]),
+            "heatmap_size": [d, h, w], "depth_range_mm": 2000.0, "softargmax": form.mode,
+            "taylor_prescale": float(form.prescale.flatten()[0]),
+            "decode": "u = x / W * crop_w + crop_x, v likewise; Z = (z / D * 2 - 1) * 1000 + root_depth; "
+                      "X = (u - cx) / fx * Z, Y = (v - cy) / fy * Z (mobpose.models.decode.decode_pose)",
+        }
+    elif isinstance(model, PRM):
+        form = PRMGpu(model)
+        c = model.config
+        inputs = {"poses": torch.randn(1, c.num_frames, c.num_joints, 3, generator=gen) * 300}
+        signature = "prm"
+        meta = {
+            "kind": "prm", "model": "prm", "window": c.num_frames, "causal": c.causal, "anchor": form.anchor,
+            "inputs": {"poses": f"(1, {c.num_frames}, {c.num_joints}, 3) float32: root-relative camera-space "
+                                "poses in mm of the last T frames, oldest first"},
+            "outputs": {"output_0": f"(1, {c.num_joints * 3}) float32: the refined pose of frame "
+                                    f"{form.anchor} of the window (mm, row-major x, y, z per joint)"},
+            "joint_names": list(H36M_17.joint_names[: c.num_joints]),
+        }
+    else:
+        raise ValueError(f"export supports ConvNeXtPose (IPEM) and PRM models, got {type(model).__name__}")
+    meta.update(fp16_weights=fp16, exporter="mobpose.export.export_tflite")
+    convert_module(form, inputs, out, signature, fp16=fp16)
+    write_metadata(out, meta)
+    report = check_gpu_compat(out)
+    if check and not report.ok:
+        raise GpuCompatError(report)
+    return {"path": str(out), "bytes": out.stat().st_size, "signature": signature, "metadata": meta,
+            "check": report.to_dict()}
