@@ -149,3 +149,23 @@ def test_export_cli_writes_a_checked_file_with_metadata(tmp_path):
                         str(tmp_path / "l.tflite")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "export supports ConvNeXtPose (IPEM) and PRM" in r.stderr
     assert not (tmp_path / "l.tflite").exists()
+
+
+def test_bench_export_quick(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "mobpose.bench", "export", "--quick", "--threads", "1", "--keep",
+                        str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    cases = [x["case"] for x in lines]
+    assert cases.count("convert") == 4 and cases.count("size") == 2 and cases.count("latency") == 3
+    sizes = {x["model"]: x for x in lines if x["case"] == "size"}
+    assert sizes["ipem"]["bytes_fp16"] < sizes["ipem"]["bytes_fp32"]
+    for x in lines:
+        if x["case"] == "latency":
+            assert x["tflite_cpu_ms_median"] > 0 and x["torch_ms_median"] > 0
+        if x["case"] == "gpu_engine" and os.environ.get("MOBPOSE_REQUIRE_GPU") == "1":
+            assert x["fully_accelerated"] is True, x
