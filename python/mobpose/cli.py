@@ -224,15 +224,9 @@ def _eval_ipem(args) -> int:
         print(json.dumps({"out": args.out, "people": len(records), "photos": sorted({r["photo"] for r in records})}))
         report = records
     else:
-        from .data.cmu import load_cmu
-        from .data.synthetic import EngineConfig
-        from .data.synthetic.dataset import SyntheticPoseDataset, pose_pool
-        from .train.ipem_stage import evaluate_ipem
+        from .train.ipem_stage import evaluate_ipem, ipem_eval_set
 
-        engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size)
-        ds = SyntheticPoseDataset(pose_pool(load_cmu(split="test")), args.samples, seed=1_000_003, config=engine,
-                                  fixed=True, with_labels=True)
-        report = evaluate_ipem(model, ds, flip_test=args.flip_test)
+        report = evaluate_ipem(model, ipem_eval_set(model, args.samples), flip_test=args.flip_test)
         report.update(model=args.model, softargmax=model.softargmax_mode, flip_test=args.flip_test,
                       protocol="synthetic CMU-test renders, GT box and root depth, 17 joints")
         print(json.dumps(report))

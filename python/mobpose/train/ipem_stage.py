@@ -21,7 +21,10 @@ from ..losses import l1_coordinate_loss
 from ..models import create_model
 from .loop import TrainConfig, fit
 
-__all__ = ["IPEMDataConfig", "collate_ipem", "evaluate_ipem", "ipem_recipe", "predict_mm", "run_ipem", "train_ipem"]
+__all__ = [
+    "IPEMDataConfig", "collate_ipem", "evaluate_ipem", "ipem_eval_set", "ipem_recipe", "predict_mm", "run_ipem",
+    "train_ipem",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +142,18 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
             "mean_pose_mpjpe": float(mpjpe(mean_pose, gt)), "samples": int(len(gt))}
 
 
+def ipem_eval_set(model: torch.nn.Module, samples: int, seed: int = 0, fps: float = 30.0):
+    """The held-out evaluation renders: `samples` fixed frames spread over the CMU test split, the
+    inference crop (no augmentation), labels to decode with; sized for `model`'s input and heatmaps."""
+    from ..data.cmu import load_cmu
+    from ..data.synthetic import EngineConfig
+    from ..data.synthetic.dataset import SyntheticPoseDataset, pose_pool
+
+    engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size)
+    return SyntheticPoseDataset(pose_pool(load_cmu(split="test"), fps), samples, seed=seed + 1_000_003,
+                                config=engine, fixed=True, with_labels=True)
+
+
 def run_ipem(
     out_dir: str,
     *,
@@ -165,9 +180,7 @@ def run_ipem(
     engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size)
     train_set = SyntheticPoseDataset(pose_pool(load_cmu(split="train"), data.fps), data.samples_per_epoch,
                                      seed=data.seed, config=engine)
-    eval_set = SyntheticPoseDataset(pose_pool(load_cmu(split="test"), data.fps), data.eval_samples,
-                                    seed=data.seed + 1_000_003, config=replace(engine, augment=False), fixed=True,
-                                    with_labels=True)
+    eval_set = ipem_eval_set(net, data.eval_samples, seed=data.seed, fps=data.fps)
     return train_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
