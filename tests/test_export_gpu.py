@@ -1,8 +1,6 @@
-"""The GPU-safe forms converted to TFLite: the GPU-delegate check, the CPU interpreter (XNNPACK) and
-LiteRT's real GPU engine (lavapipe software Vulkan here) against PyTorch.
-
-The GPU tests skip where no Vulkan device is set up, unless MOBPOSE_REQUIRE_GPU=1 (CI sets it after
-scripts/install_lavapipe.sh), which turns a missing engine into a failure.
+"""Export around the converted files: input errors of the runtime, `mobpose export` through the CLI
+(metadata, check, numbers) and the export benchmark. The numerical chain of every family (PyTorch,
+C++, XNNPACK, GPU engine f32/fp16, fp16 weights) is tests/test_parity_chain.py.
 """
 
 from __future__ import annotations
@@ -13,24 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from mobpose.export import check_gpu_compat
-from mobpose.export.forms import IPEMGpu, PRMGpu
-from mobpose.export.runtime import gpu_engine_problem, run_cpu, run_gpu
+from mobpose.export.forms import LifterGpu, PRMGpu
+from mobpose.export.runtime import run_cpu
 from mobpose.export.tflite import convert_module
 from mobpose.models import create_model
 
 pytest.importorskip("litert_torch")
-
-
-def _ipem():
-    torch.manual_seed(0)
-    m = create_model("convnextpose_test", logit_scale=4.0).eval()
-    with torch.no_grad():  # spatially varied, peaked heatmaps, as a trained model's are
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.Conv2d):
-                mod.weight.normal_(0, 1.0 / mod.weight[0].numel() ** 0.5)
-        m.final.weight.mul_(8.0)
-    return IPEMGpu(m, max_logit=500.0)
 
 
 def _prm():
@@ -46,66 +32,9 @@ def _prm():
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gpu_forms")
     rng = np.random.default_rng(0)
-    cases = {
-        "ipem": (_ipem(), {"image": torch.from_numpy(rng.uniform(0, 255, (1, 64, 64, 3)).astype(np.float32))}),
-        "prm": (_prm(), {"poses": torch.from_numpy(rng.normal(0, 300, (1, 9, 17, 3)).astype(np.float32))}),
-    }
-    out = {}
-    for name, (form, inputs) in cases.items():
-        with torch.no_grad():
-            ref = form(**inputs)
-        ref = {k: v.numpy() for k, v in ref.items()} if isinstance(ref, dict) else {"output_0": ref.numpy()}
-        path = convert_module(form, inputs, folder / f"{name}.tflite", name)
-        out[name] = (path, {k: v.numpy() for k, v in inputs.items()}, ref)
-    return out
-
-
-# (atol, rtol) per case and runtime: heatmap units for the IPEM joints, probability for its confidence,
-# millimetres for the PRM. Reasons: XNNPACK and the GPU in f32 reorder float sums (1e-4 relative);
-# the GPU default is fp16 (10-bit mantissa: about 1e-3 relative per op, accumulated over the network).
-TOL = {
-    ("ipem", "cpu"): (1e-3, 1e-4), ("ipem", "gpu_f32"): (1e-3, 1e-4), ("ipem", "gpu_fp16"): (0.05, 1e-2),
-    ("prm", "cpu"): (1e-2, 1e-4), ("prm", "gpu_f32"): (1e-2, 1e-4), ("prm", "gpu_fp16"): (2.0, 1e-2),
-}
-
-
-def _close(got: dict, ref: dict, case: str, runtime: str) -> None:
-    atol, rtol = TOL[(case, runtime)]
-    assert set(got) == set(ref)
-    for k in ref:
-        assert np.isfinite(got[k]).all(), f"{case} {runtime} {k}: NaN or Inf"
-        np.testing.assert_allclose(got[k].reshape(ref[k].shape), ref[k], atol=atol, rtol=rtol,
-                                   err_msg=f"{case} {runtime} {k}")
-
-
-@pytest.mark.parametrize("case", ["ipem", "prm"])
-def test_forms_pass_the_gpu_check(exported, case):
-    report = check_gpu_compat(exported[case][0])
-    assert report.ok, report.summary()
-    assert report.max_rank <= 4
-
-
-@pytest.mark.parametrize("case", ["ipem", "prm"])
-def test_cpu_interpreter_matches_pytorch(exported, case):
-    path, inputs, ref = exported[case]
-    for threads in (1, 2):
-        _close(run_cpu(path, inputs, threads=threads), ref, case, "cpu")
-
-
-@pytest.mark.parametrize("case", ["ipem", "prm"])
-def test_gpu_engine_fully_accelerated_and_matches(exported, case):
-    problem = gpu_engine_problem()
-    if problem:
-        if os.environ.get("MOBPOSE_REQUIRE_GPU") == "1":
-            pytest.fail(f"MOBPOSE_REQUIRE_GPU=1 but {problem}")
-        pytest.skip(problem)
-    path, inputs, ref = exported[case]
-    f32 = run_gpu(path, inputs, enforce_f32=True)
-    assert f32.fully_accelerated
-    _close(f32.outputs, ref, case, "gpu_f32")
-    fp16 = run_gpu(path, inputs, enforce_f32=False)
-    assert fp16.fully_accelerated
-    _close(fp16.outputs, ref, case, "gpu_fp16")
+    inputs = {"poses": torch.from_numpy(rng.normal(0, 300, (1, 9, 17, 3)).astype(np.float32))}
+    path = convert_module(_prm(), inputs, folder / "prm.tflite", "prm")
+    return {"prm": (path, {k: v.numpy() for k, v in inputs.items()}, None)}
 
 
 def test_bad_inputs_are_named(exported):
@@ -144,11 +73,28 @@ def test_export_cli_writes_a_checked_file_with_metadata(tmp_path):
     with torch.no_grad():
         ref = PRMGpu(model_from_file(str(ckpt)))(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(run_cpu(out, {"poses": x})["output_0"], ref, atol=1e-2, rtol=1e-4)
-    # a model without an export form: a clear error, no file
-    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "export", "videopose3d-27", "--out",
-                        str(tmp_path / "l.tflite")], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "export supports ConvNeXtPose (IPEM) and PRM" in r.stderr
-    assert not (tmp_path / "l.tflite").exists()
+    # the shipped lifter by name, with fp16 weights
+    out = tmp_path / "lifter.tflite"
+    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "export", "videopose3d-27", "--out", str(out),
+                        "--fp16"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = read_metadata(out)
+    assert meta["kind"] == "lifter" and meta["window"] == 27 and meta["fp16_weights"] is True
+    kp = np.random.default_rng(4).normal(0, 0.3, (1, 27, 17, 2)).astype(np.float32)
+    from mobpose import load_model
+
+    with torch.no_grad():
+        ref = LifterGpu(load_model("videopose3d-27"))(torch.from_numpy(kp)).numpy()
+    np.testing.assert_allclose(run_cpu(out, {"keypoints": kp})["output_0"], ref, atol=1.0)
+    # a missing checkpoint and a module without an export form: clear errors, no file
+    r = subprocess.run([sys.executable, "-m", "mobpose.cli", "export", str(tmp_path / "nope.safetensors"), "--out",
+                        str(tmp_path / "n.tflite")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nope.safetensors" in r.stderr
+    assert not (tmp_path / "n.tflite").exists()
+    from mobpose.export import export_tflite
+
+    with pytest.raises(ValueError, match="export supports ConvNeXtPose"):
+        export_tflite(torch.nn.Linear(2, 2), tmp_path / "x.tflite")
 
 
 def test_bench_export_quick(tmp_path):

@@ -82,6 +82,9 @@ def _add_train(sub) -> None:
     ipem.add_argument("--init", default=None,
                       help="start from this checkpoint's weights (e.g. fine-tune with Taylor a network "
                            "trained with --softargmax exact)")
+    ipem.add_argument("--input-size", type=int, default=0,
+                      help="crop side in pixels, a multiple of 32 (0: the model's, 256); e.g. train at 128 "
+                           "first (4x cheaper per image) and fine-tune at 256 with --init")
 
     lifter = which.add_parser("lifter", help="the VideoPose3D lifter on CMU 2D projections")
     lifter.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
@@ -191,7 +194,9 @@ def _train(args) -> int:
         train = replace(ipem_recipe(args.epochs, args.batch_size), lr=args.lr, seed=args.seed,
                         max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
         summary = run_ipem(args.out, model_name=args.model, softargmax=args.softargmax, data=data, train=train,
-                           model_kwargs={"logit_scale": args.logit_scale}, init=args.init)
+                           model_kwargs={"logit_scale": args.logit_scale,
+                                         **({"input_size": args.input_size} if args.input_size else {})},
+                           init=args.init)
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig
@@ -272,7 +277,8 @@ def _eval(args) -> int:
 
 
 def _add_export(sub) -> None:
-    ex = sub.add_parser("export", help="an IPEM or PRM to a .tflite file for the mobile GPU delegate (checked)")
+    ex = sub.add_parser("export", help="an IPEM, PRM or lifter to a .tflite file for the mobile GPU delegate "
+                                       "(checked)")
     ex.add_argument("model", help="a shipped name (mobpose weights list) or a .safetensors checkpoint")
     ex.add_argument("--out", required=True, help="the .tflite file to write")
     ex.add_argument("--fp16", action="store_true", help="float16 weights (half the size)")

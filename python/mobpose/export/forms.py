@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 
-__all__ = ["IPEMGpu", "PRMGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
+__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
 
 
 def taylor_prescale(max_logit: float, bins: int) -> float:
@@ -254,3 +254,63 @@ class PRMGpu(nn.Module):
         a = self.anchor
         out = poses[:, a : a + 1] + self.head(self.norm(x[:, a : a + 1]))  # (1, 1, J, 3)
         return out.reshape(1, j * 3)
+
+
+def _fold_conv_bn(conv: nn.Conv1d, bn: nn.BatchNorm1d | None) -> nn.Linear:
+    """A Conv1d of width w applied to one group of w frames, as a Linear over the group's frames
+    concatenated frame-major ((w * C_in) inputs), with the eval-mode BatchNorm after it folded in."""
+    w = conv.weight.detach()  # (C_out, C_in, w)
+    weight = w.permute(0, 2, 1).reshape(w.shape[0], -1)
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros(w.shape[0])
+    if bn is not None:
+        g = bn.weight.detach() / torch.sqrt(bn.running_var.detach() + bn.eps)
+        weight = weight * g[:, None]
+        bias = (bias - bn.running_mean.detach()) * g + bn.bias.detach()
+    out = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        out.weight.copy_(weight)
+        out.bias.copy_(bias)
+    return out
+
+
+class LifterGpu(nn.Module):
+    """The VideoPose3D lifter for TFLite: one window of R frames of normalised 2D keypoints
+    (1, R, J_in, 2) -> the 3D pose of its output frame (1, J_out * 3), root-relative millimetres.
+
+    The strided path of VideoPose3D (one output per window) written without convolutions: a block of
+    width w sees groups of w consecutive frames, so it is a reshape to (1, T/w, w*C) and a Linear
+    (FULLY_CONNECTED on the GPU) with its BatchNorm folded in; the 1x1 convolution is a Linear; the
+    residual takes the aligned frame of each group (its centre, or its last frame if causal). The
+    x1000 (metres to mm) is folded into the last layer. Ranks stay at 2, shapes are fixed.
+    """
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.widths = tuple(model.filter_widths)
+        self.causal = bool(model.causal)
+        self.channels = model.channels
+        self.j_in, self.j_out = model.num_joints_in, model.num_joints_out
+        self.window = math.prod(self.widths)
+        self.expand = _fold_conv_bn(model.expand_conv, model.expand_bn)
+        self.convs = nn.ModuleList(_fold_conv_bn(b.conv, b.bn) for b in model.blocks)
+        self.pointwise = nn.ModuleList(_fold_conv_bn(b.conv_1x1, b.bn_1x1) for b in model.blocks)
+        shrink = _fold_conv_bn(model.shrink, None)
+        with torch.no_grad():
+            shrink.weight.mul_(1000.0)
+            shrink.bias.mul_(1000.0)
+        self.shrink = shrink
+
+    def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
+        # Rank 2 throughout, rows = frame groups: FULLY_CONNECTED returns rank 2, and the residual add
+        # must see operands of the same rank.
+        t, c = self.window, self.channels
+        w0 = self.widths[0]
+        frames = t // w0
+        x = torch.relu(self.expand(keypoints.reshape(frames, w0 * self.j_in * 2)))  # (T/w0, C)
+        for w, conv, pw in zip(self.widths[1:], self.convs, self.pointwise, strict=True):
+            frames //= w
+            groups = x.reshape(frames, w * c)
+            y = torch.relu(pw(torch.relu(conv(groups))))
+            k = w - 1 if self.causal else w // 2
+            x = groups[:, k * c : (k + 1) * c] + y
+        return self.shrink(x).reshape(1, self.j_out * 3)

@@ -85,7 +85,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
                   check: bool = True) -> dict:
-    """Exports an IPEM (ConvNeXtPose) or a PRM to a .tflite file that runs on the mobile GPU delegate.
+    """Exports an IPEM (ConvNeXtPose), a PRM or a VideoPose3D lifter to a .tflite file that runs on the mobile GPU delegate.
 
     The model goes through its GPU-safe form (mobpose.export.forms), is converted with litert-torch,
     gets the `mobpose` JSON metadata (what the tensors mean, joint order, units, input normalisation,
@@ -108,7 +108,8 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
     from ..models.prm import PRM
     from ..skeleton import H36M_17, H36M_18
     from .check import GpuCompatError, check_gpu_compat
-    from .forms import IPEMGpu, PRMGpu
+    from ..models.videopose3d import TemporalModel
+    from .forms import IPEMGpu, LifterGpu, PRMGpu
 
     if isinstance(model, str | os.PathLike):
         from ..pretrained import load_model
@@ -149,8 +150,26 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
                                     f"{form.anchor} of the window (mm, row-major x, y, z per joint)"},
             "joint_names": list(H36M_17.joint_names[: c.num_joints]),
         }
+    elif isinstance(model, TemporalModel):
+        form = LifterGpu(model)
+        r = form.window
+        inputs = {"keypoints": torch.randn(1, r, model.num_joints_in, 2, generator=gen) * 0.3}
+        signature = "lifter"
+        meta = {
+            "kind": "lifter", "model": "videopose3d", "window": r, "causal": form.causal,
+            "anchor": model.frame_offset, "config": {k: list(v) if isinstance(v, tuple) else v
+                                                     for k, v in model.config.items()},
+            "inputs": {"keypoints": f"(1, {r}, {model.num_joints_in}, 2) float32: 2D keypoints of the last {r} "
+                                    "frames, oldest first, in normalised camera coordinates ((u - cx) / fx, "
+                                    "(v - cy) / fy)"},
+            "outputs": {"output_0": f"(1, {model.num_joints_out * 3}) float32: the 3D pose of frame "
+                                    f"{model.frame_offset} of the window, root-relative camera-space mm, "
+                                    "row-major x, y, z per joint"},
+            "joint_names": list(H36M_17.joint_names[: model.num_joints_out]),
+        }
     else:
-        raise ValueError(f"export supports ConvNeXtPose (IPEM) and PRM models, got {type(model).__name__}")
+        raise ValueError("export supports ConvNeXtPose (IPEM), PRM and VideoPose3D lifter models, got "
+                         f"{type(model).__name__}")
     meta.update(fp16_weights=fp16, exporter="mobpose.export.export_tflite")
     convert_module(form, inputs, out, signature, fp16=fp16)
     write_metadata(out, meta)
