@@ -100,3 +100,69 @@ def assert_close(got, want, key: str) -> None:
         f"{key}: max error {err.max():.3g} (atol={tol.atol:g}, rtol={tol.rtol:g}); worst excess at "
         f"{tuple(int(i) for i in worst)}: got {g[worst]!r}, want {w[worst]!r}"
     )
+
+
+# The parity chain of the exported models (tests/test_parity_chain.py): each stage against the PyTorch
+# training form run in float32, on the test-size models. Keys (family, stage). Units: IPEM joints in
+# heatmap units (the test model has 8^3 bins), IPEM confidence a probability, PRM and lifter outputs mm.
+# The values are about 10x the largest error measured here on every entry (printed by the test with -s;
+# the PRM fp16 entries 5x: random 300 mm inputs, fp16 rounding alone is 0.25 mm there).
+CHAIN: dict[tuple[str, str], Tol] = {
+    ("ipem", "golden"): Tol(1e-4, 0.0, "PyTorch today vs when the fixture was written: the same float32 "
+                                       "maths, op order may differ with the CPU's oneDNN/MKL code path"),
+    ("ipem", "gpu_form"): Tol(2e-5, 0.0, "the GPU form in PyTorch: Taylor sums written per coordinate and "
+                                          "prescaled for fp16; same float32 maths reordered"),
+    ("ipem", "core"): Tol(2e-4, 0.0, "the C++ soft-argmax kernel on the PyTorch heatmaps (tolerance of "
+                                     "'soft_argmax_3d' above)"),
+    ("ipem", "tflite_cpu"): Tol(5e-5, 0.0, "XNNPACK float32: convolutions and the 512-bin sums reordered"),
+    ("ipem", "gpu_f32"): Tol(5e-5, 0.0, "GPU engine with f32 enforced: reordered float32 sums"),
+    ("ipem", "gpu_fp16"): Tol(0.06, 0.0, "GPU engine in its default fp16 (10-bit mantissa) over the whole "
+                                         "network and the sums: ~1e-3 relative per op, accumulated"),
+    ("ipem", "tflite_cpu_w16"): Tol(0.02, 0.0, "fp16-stored weights (rounded to 11 bits) run in float32"),
+    ("ipem", "gpu_w16"): Tol(0.15, 0.0, "fp16 weights and fp16 arithmetic"),
+    ("ipem_conf", "golden"): Tol(1e-6, 1e-4, "as ('ipem', 'golden'), relative to the peak"),
+    ("ipem_conf", "gpu_form"): Tol(2e-7, 0.0, "peak probability: max over the prescaled Taylor weights"),
+    ("ipem_conf", "core"): Tol(1e-12, 6e-6, "the C++ kernel's peak (tolerance of 'soft_argmax_3d_peak')"),
+    ("ipem_conf", "tflite_cpu"): Tol(2e-7, 0.0, "reordered float32"),
+    ("ipem_conf", "gpu_f32"): Tol(2e-7, 0.0, "reordered float32"),
+    ("ipem_conf", "gpu_fp16"): Tol(1e-3, 0.0, "fp16 arithmetic"),
+    ("ipem_conf", "tflite_cpu_w16"): Tol(5e-4, 0.0, "fp16-stored weights"),
+    ("ipem_conf", "gpu_w16"): Tol(2e-3, 0.0, "fp16 weights and arithmetic"),
+    ("prm", "golden"): Tol(2e-3, 0.0, "as ('ipem', 'golden'); outputs ~300 mm"),
+    ("prm", "gpu_form"): Tol(1e-3, 0.0, "heads stacked on tokens, q.k as product+sum, LayerNorm written "
+                                         "out: float32 reordered; outputs ~300 mm"),
+    ("prm", "core"): Tol(1e-3, 1e-5, "the C++ PRM forward (float32, its own GEMM order)"),
+    ("prm", "tflite_cpu"): Tol(2e-3, 0.0, "XNNPACK float32 (its GEMMs may use FMA in another order)"),
+    ("prm", "gpu_f32"): Tol(2e-3, 0.0, "GPU engine float32"),
+    ("prm", "gpu_fp16"): Tol(5.0, 0.0, "fp16 arithmetic on ~300 mm inputs: the residual input alone is "
+                                       "rounded to 0.25 mm at 300 mm; attention logits and LayerNorm in fp16"),
+    ("prm", "tflite_cpu_w16"): Tol(1.0, 0.0, "fp16-stored weights, float32 arithmetic"),
+    ("prm", "gpu_w16"): Tol(5.0, 0.0, "fp16 weights and arithmetic"),
+    ("lifter", "golden"): Tol(2e-3, 0.0, "as ('ipem', 'golden'); outputs ~500 mm"),
+    ("lifter", "gpu_form"): Tol(5e-4, 0.0, "convolutions written as Linear layers with BatchNorm folded"),
+    ("lifter", "tflite_cpu"): Tol(1e-3, 0.0, "XNNPACK float32"),
+    ("lifter", "gpu_f32"): Tol(1e-3, 0.0, "GPU engine float32"),
+    ("lifter", "gpu_fp16"): Tol(2.0, 0.0, "fp16 arithmetic; outputs ~500 mm are rounded to 0.25-0.5 mm"),
+    ("lifter", "tflite_cpu_w16"): Tol(0.5, 0.0, "fp16-stored weights"),
+    ("lifter", "gpu_w16"): Tol(2.0, 0.0, "fp16 weights and arithmetic"),
+}
+
+MEASURED: dict[tuple[str, str], float] = {}
+"""Largest error seen per chain entry in this test session (printed at the end with -s)."""
+
+
+def assert_chain(got, want, family: str, stage: str) -> None:
+    """Asserts a chain stage's output is finite and within `CHAIN[(family, stage)]` of the reference."""
+    tol = CHAIN[(family, stage)]
+    g, w = _as_f64(got).reshape(-1), _as_f64(want).reshape(-1)
+    assert g.shape == w.shape, f"{family}/{stage}: {g.size} values, expected {w.size}"
+    assert np.isfinite(g).all(), f"{family}/{stage}: NaN or Inf in the output"
+    assert np.isfinite(w).all(), f"{family}/{stage}: NaN or Inf in the reference"
+    err = np.abs(g - w)
+    MEASURED[(family, stage)] = max(MEASURED.get((family, stage), 0.0), float(err.max()))
+    bound = tol.atol + tol.rtol * np.abs(w)
+    i = int(np.argmax(err - bound))
+    assert np.all(err <= bound), (
+        f"{family}/{stage}: max error {err.max():.3g} (atol={tol.atol:g}, rtol={tol.rtol:g}; {tol.why}); "
+        f"worst at {i}: got {g[i]!r}, want {w[i]!r}"
+    )

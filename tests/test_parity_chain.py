@@ -1,0 +1,201 @@
+"""The parity chain of every exported family: PyTorch training form -> its GPU form (PyTorch) -> the C++
+core -> TFLite on the CPU (XNNPACK, 1 and 2 threads) -> LiteRT's GPU engine with f32 enforced -> the
+GPU engine in its default fp16; and the files written with fp16 weights on the CPU and the GPU.
+
+Every stage is compared with the float32 PyTorch training form on the same input, with one tolerance
+table (tests/tolerances.py, CHAIN, a reason per entry); NaN or Inf anywhere fails. The families: the
+IPEM (ConvNeXtPose test size, Taylor soft-argmax inside the graph, joints and confidence), the PRM
+(causal and centred) and the VideoPose3D lifter (no C++ path: the C++ core has no lifter).
+
+The GPU stages need a Vulkan device (scripts/install_lavapipe.sh); they skip without one unless
+MOBPOSE_REQUIRE_GPU=1 (CI), which turns a missing engine into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from tolerances import CHAIN, MEASURED, assert_chain
+
+from mobpose.models import create_model
+
+pytest.importorskip("litert_torch")
+
+from mobpose.export.check import check_gpu_compat  # noqa: E402
+from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu  # noqa: E402
+from mobpose.export.runtime import gpu_engine_problem, run_cpu, run_gpu  # noqa: E402
+from mobpose.export.tflite import convert_module  # noqa: E402
+
+FAMILIES = ("ipem", "prm_causal", "prm_centred", "lifter")
+
+
+def _ipem_model():
+    torch.manual_seed(0)
+    m = create_model("convnextpose_test", logit_scale=4.0).eval()
+    with torch.no_grad():  # spatially varied, peaked heatmaps, as a trained model's are
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                mod.weight.normal_(0, 1.0 / mod.weight[0].numel() ** 0.5)
+        m.final.weight.mul_(8.0)
+    return m
+
+
+def _prm_model(causal: bool):
+    torch.manual_seed(1)
+    prm = create_model("prm_test", causal=causal).eval()
+    with torch.no_grad():  # away from the identity start (zero head), so every layer matters
+        for p in prm.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return prm
+
+
+def _lifter_model():
+    torch.manual_seed(2)
+    m = create_model("videopose3d_test").eval()
+    with torch.no_grad():  # trained-like BatchNorm statistics, so that the folding is exercised
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm1d):
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.1)
+    return m
+
+
+def _build(family: str, rng: np.random.Generator):
+    """(model, GPU form, inputs of the form, reference outputs of the training form as numpy)."""
+    if family == "ipem":
+        from mobpose.functional import soft_argmax_3d
+        from mobpose.models.convnextpose import normalize_images
+
+        m = _ipem_model()
+        img = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.float32)
+        x = normalize_images(torch.from_numpy(img).to(torch.uint8))
+        with torch.no_grad():
+            hm = m.forward_heatmaps(x)
+            joints, peak = soft_argmax_3d(hm, m.softargmax_mode, return_peak=True)
+        ref = {"joints": joints.numpy(), "confidence": peak.numpy(), "heatmaps": hm.numpy()}
+        return m, IPEMGpu(m, max_logit=500.0), {"image": img}, ref
+    if family.startswith("prm"):
+        m = _prm_model(family == "prm_causal")
+        poses = rng.normal(0, 300, (1, 9, 17, 3)).astype(np.float32)
+        form = PRMGpu(m)
+        with torch.no_grad():
+            out = m(torch.from_numpy(poses))[0, form.anchor]
+        return m, form, {"poses": poses}, {"output_0": out.numpy()}
+    m = _lifter_model()
+    kp = rng.normal(0, 0.3, (1, m.receptive_field, 17, 2)).astype(np.float32)
+    with torch.no_grad():
+        out = m(torch.from_numpy(kp))[0, 0] * 1000.0
+    return m, LifterGpu(m), {"keypoints": kp}, {"output_0": out.numpy()}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("chain")
+    rng = np.random.default_rng(0)
+    out = {}
+    for family in FAMILIES:
+        model, form, inputs, ref = _build(family, rng)
+        tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        files = {w: convert_module(form, tensors, folder / f"{family}_{w}.tflite", family.split("_")[0],
+                                   fp16=(w == "w16"))
+                 for w in ("w32", "w16")}
+        out[family] = {"model": model, "form": form, "inputs": inputs, "ref": ref, "files": files,
+                       "dir": folder}
+    yield out
+    if MEASURED:
+        print("\nlargest errors of the parity chain (family, stage): error / tolerance atol")
+        for key, err in sorted(MEASURED.items()):
+            print(f"  {key}: {err:.3g} / {CHAIN[key].atol:g}")
+
+
+def _compare(family: str, stage: str, got: dict, ref: dict) -> None:
+    if family == "ipem":
+        assert_chain(got["joints"], ref["joints"], "ipem", stage)
+        assert_chain(got["confidence"], ref["confidence"], "ipem_conf", stage)
+    else:
+        assert_chain(got["output_0"], ref["output_0"], family.split("_")[0], stage)
+
+
+def _gpu_or_skip() -> None:
+    problem = gpu_engine_problem()
+    if problem:
+        if os.environ.get("MOBPOSE_REQUIRE_GPU") == "1":
+            pytest.fail(f"MOBPOSE_REQUIRE_GPU=1 but {problem}")
+        pytest.skip(problem)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gpu_form_matches_training_form(chain, family):
+    c = chain[family]
+    with torch.no_grad():
+        out = c["form"](**{k: torch.from_numpy(v) for k, v in c["inputs"].items()})
+    out = {k: v.numpy() for k, v in out.items()} if isinstance(out, dict) else {"output_0": out.numpy()}
+    _compare(family, "gpu_form", out, c["ref"])
+
+
+@pytest.mark.parametrize("family", ["ipem", "prm_causal", "prm_centred"])
+def test_cpp_core_matches_training_form(chain, family):
+    c = chain[family]
+    if family == "ipem":
+        from mobpose import _core
+
+        xyz, peak = _core.soft_argmax_3d(c["ref"]["heatmaps"], c["model"].softargmax_mode)
+        _compare(family, "core", {"joints": xyz, "confidence": peak}, c["ref"])
+        return
+    from mobpose import checkpoint as ck
+    from mobpose.models.prm import config_dict
+    from mobpose.runtime.native_prm import NativePRM
+
+    model = c["model"]
+    path = c["dir"] / f"{family}.safetensors"
+    ck.save(path, {f"model.{k}": v for k, v in model.state_dict().items()}, model="prm_test",
+            config=config_dict(model.config), kind="training")
+    out = NativePRM.from_file(str(path)).forward(c["inputs"]["poses"][0])
+    _compare(family, "core", {"output_0": out[c["form"].anchor]}, c["ref"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_files_pass_the_gpu_check(chain, family):
+    for path in chain[family]["files"].values():
+        report = check_gpu_compat(path)
+        assert report.ok, report.summary()
+        assert report.max_rank <= 4
+
+
+@pytest.mark.parametrize("weights", ["w32", "w16"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tflite_cpu_matches_training_form(chain, family, weights):
+    c = chain[family]
+    stage = "tflite_cpu" if weights == "w32" else "tflite_cpu_w16"
+    for threads in (1, 2):
+        _compare(family, stage, run_cpu(c["files"][weights], c["inputs"], threads=threads), c["ref"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gpu_engine_fully_accelerated_and_matches(chain, family):
+    _gpu_or_skip()
+    c = chain[family]
+    for weights, enforce_f32, stage in (("w32", True, "gpu_f32"), ("w32", False, "gpu_fp16"),
+                                        ("w16", False, "gpu_w16")):
+        run = run_gpu(c["files"][weights], c["inputs"], enforce_f32=enforce_f32)
+        assert run.fully_accelerated, f"{family} {stage}: not every op ran on the GPU"
+        _compare(family, stage, run.outputs, c["ref"])
+
+
+def test_fp16_weight_files_are_smaller(chain):
+    for family in FAMILIES:
+        files = chain[family]["files"]
+        w16, w32 = files["w16"].stat().st_size, files["w32"].stat().st_size
+        assert w16 < w32, family
+        if family in ("ipem", "lifter"):  # weight-dominated; the tiny test PRM is mostly float32 constants
+            assert w16 < 0.75 * w32, family
+
+
+def test_tolerance_table_has_a_reason_for_every_entry():
+    for key, tol in CHAIN.items():
+        assert tol.why and tol.atol >= 0 and tol.rtol >= 0, key
