@@ -107,7 +107,7 @@ def test_bench_export_quick(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     cases = [x["case"] for x in lines]
-    assert cases.count("convert") == 4 and cases.count("size") == 2 and cases.count("latency") == 3
+    assert cases.count("convert") == 6 and cases.count("size") == 3 and cases.count("latency") == 4
     sizes = {x["model"]: x for x in lines if x["case"] == "size"}
     assert sizes["ipem"]["bytes_fp16"] < sizes["ipem"]["bytes_fp32"]
     for x in lines:

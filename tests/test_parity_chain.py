@@ -5,7 +5,8 @@ GPU engine in its default fp16; and the files written with fp16 weights on the C
 Every stage is compared with the float32 PyTorch training form on the same input, with one tolerance
 table (tests/tolerances.py, CHAIN, a reason per entry); NaN or Inf anywhere fails. The families: the
 IPEM (ConvNeXtPose test size, Taylor soft-argmax inside the graph, joints and confidence), the PRM
-(causal and centred) and the VideoPose3D lifter (no C++ path: the C++ core has no lifter).
+(causal and centred), the VideoPose3D lifter (no C++ path: the C++ core has no lifter) and the
+streaming step in one graph (IPEM + decoding + causal PRM; its C++ parts are the IPEM's and PRM's).
 
 The GPU stages need a Vulkan device (scripts/install_lavapipe.sh); they skip without one unless
 MOBPOSE_REQUIRE_GPU=1 (CI), which turns a missing engine into a failure.
@@ -25,11 +26,11 @@ from mobpose.models import create_model
 pytest.importorskip("litert_torch")
 
 from mobpose.export.check import check_gpu_compat  # noqa: E402
-from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu  # noqa: E402
+from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu, StepGpu  # noqa: E402
 from mobpose.export.runtime import gpu_engine_problem, run_cpu, run_gpu  # noqa: E402
 from mobpose.export.tflite import convert_module  # noqa: E402
 
-FAMILIES = ("ipem", "prm_causal", "prm_centred", "lifter")
+FAMILIES = ("ipem", "prm_causal", "prm_centred", "lifter", "step")
 
 
 def _ipem_model():
@@ -86,6 +87,22 @@ def _build(family: str, rng: np.random.Generator):
         with torch.no_grad():
             out = m(torch.from_numpy(poses))[0, form.anchor]
         return m, form, {"poses": poses}, {"output_0": out.numpy()}
+    if family == "step":
+        from mobpose.models.convnextpose import normalize_images
+        from mobpose.models.decode import decode_pose
+
+        ipem, prm = _ipem_model(), _prm_model(True)
+        img = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.float32)
+        frame = np.array([[100, 50, 300, 300, 1000, 1000, 320, 240, 4000]], np.float32)
+        past = rng.normal(0, 300, (1, 8, 17, 3)).astype(np.float32)
+        with torch.no_grad():
+            xyz = ipem(normalize_images(torch.from_numpy(img).to(torch.uint8)))
+            k = torch.tensor([[1000, 1000, 320, 240, 0, 0, 0, 0, 1.0]])
+            rel = decode_pose(xyz, torch.from_numpy(frame[:, :4]), torch.from_numpy(frame[:, 8]), k,
+                              ipem.heatmap_size)["root_relative_mm"][:, :17]
+            refined = prm(torch.cat([torch.from_numpy(past), rel[:, None]], 1))[0, -1]
+        ref = {"refined": refined.numpy(), "pose": rel.numpy()}
+        return (ipem, prm), StepGpu(ipem, prm, max_logit=500.0), {"image": img, "frame": frame, "past": past}, ref
     m = _lifter_model()
     kp = rng.normal(0, 0.3, (1, m.receptive_field, 17, 2)).astype(np.float32)
     with torch.no_grad():
@@ -117,6 +134,9 @@ def _compare(family: str, stage: str, got: dict, ref: dict) -> None:
     if family == "ipem":
         assert_chain(got["joints"], ref["joints"], "ipem", stage)
         assert_chain(got["confidence"], ref["confidence"], "ipem_conf", stage)
+    elif family == "step":
+        assert_chain(got["pose"], ref["pose"], "step", stage)
+        assert_chain(got["refined"], ref["refined"], "step", stage)
     else:
         assert_chain(got["output_0"], ref["output_0"], family.split("_")[0], stage)
 
@@ -192,7 +212,7 @@ def test_fp16_weight_files_are_smaller(chain):
         files = chain[family]["files"]
         w16, w32 = files["w16"].stat().st_size, files["w32"].stat().st_size
         assert w16 < w32, family
-        if family in ("ipem", "lifter"):  # weight-dominated; the tiny test PRM is mostly float32 constants
+        if family in ("ipem", "lifter", "step"):  # weight-dominated; the tiny test PRM is mostly float32 constants
             assert w16 < 0.75 * w32, family
 
 

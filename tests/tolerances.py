@@ -145,6 +145,14 @@ CHAIN: dict[tuple[str, str], Tol] = {
     ("lifter", "gpu_fp16"): Tol(2.0, 0.0, "fp16 arithmetic; outputs ~500 mm are rounded to 0.25-0.5 mm"),
     ("lifter", "tflite_cpu_w16"): Tol(0.5, 0.0, "fp16-stored weights"),
     ("lifter", "gpu_w16"): Tol(2.0, 0.0, "fp16 weights and arithmetic"),
+    ("step", "gpu_form"): Tol(2e-3, 0.0, "IPEM + decoding + PRM: heatmap-unit errors of the IPEM forms (1e-6) "
+                                         "times ~1000 mm per unit at 4 m, then the PRM"),
+    ("step", "tflite_cpu"): Tol(2e-2, 0.0, "as ('step', 'gpu_form') with XNNPACK's float32 order"),
+    ("step", "gpu_f32"): Tol(2e-2, 0.0, "as ('step', 'gpu_form') on the GPU engine in float32"),
+    ("step", "gpu_fp16"): Tol(25.0, 0.0, "fp16 heatmap coordinates (~0.006 units, 'ipem'/'gpu_fp16') times "
+                                         "~100-1000 mm per unit, and fp16 depths near 4000 mm round to 2 mm"),
+    ("step", "tflite_cpu_w16"): Tol(4.0, 0.0, "fp16-stored IPEM weights move joints by ~0.002 units"),
+    ("step", "gpu_w16"): Tol(30.0, 0.0, "as ('step', 'gpu_fp16')"),
 }
 
 MEASURED: dict[tuple[str, str], float] = {}

@@ -284,12 +284,19 @@ def _add_export(sub) -> None:
     ex.add_argument("--fp16", action="store_true", help="float16 weights (half the size)")
     ex.add_argument("--max-logit", type=float, default=1000.0,
                     help="largest heatmap logit of the IPEM (sets the fp16-safe Taylor prescale)")
+    ex.add_argument("--prm", default=None,
+                    help="with an IPEM: export the streaming step (IPEM + decoding + this causal PRM) as one graph")
 
 
 def _export(args) -> int:
     from .export import export_tflite
 
-    info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit)
+    if args.prm:
+        from .export import export_step
+
+        info = export_step(args.model, args.prm, args.out, fp16=args.fp16, max_logit=args.max_logit)
+    else:
+        info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit)
     rep = info["check"]
     print(json.dumps({"out": info["path"], "bytes": info["bytes"], "signature": info["signature"],
                       "gpu_check_ok": rep["ok"], "ops": rep["ops"], "max_rank": rep["max_rank"]}))

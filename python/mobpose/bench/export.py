@@ -1,7 +1,7 @@
 """Exported TFLite models against PyTorch eager, measured in the same run.
 
-For the IPEM (ConvNeXtPose-XS), the PRM (small, causal, one streaming step over the window) and the
-full step (both, back to back): TFLite CPU latency (XNNPACK) at each thread count, median and p90, next
+For the IPEM (ConvNeXtPose-XS), the PRM (small, causal, one streaming step over the window), the
+full step as one graph (IPEM + decoding + PRM, export_step) and the two files back to back: TFLite CPU latency (XNNPACK) at each thread count, median and p90, next
 to PyTorch eager on the same inputs and thread count; file sizes (fp32, and fp16 weights); and the GPU
 engine's status (fully accelerated or not; timings of the software Vulkan device say nothing about a
 phone and are not reported). Latency does not depend on the weights: without --ipem/--prm the
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
     import torch
 
     from ..export.runtime import gpu_engine_problem, run_gpu
-    from ..export.tflite import export_tflite
+    from ..export.tflite import export_step, export_tflite
     from ..models.convnextpose import normalize_images
 
     quick = args.quick
@@ -74,13 +74,22 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
                 export_tflite(model, path, fp16=fp16)
                 put({"case": "convert", "model": kind, "fp16": fp16, "seconds": round(time.perf_counter() - start, 1)})
             files[(kind, fp16)] = path
+    for fp16 in (False, True):
+        path = folder / f"step{'_fp16' if fp16 else ''}.tflite"
+        if not path.exists():
+            start = time.perf_counter()
+            export_step(ipem, prm, path, fp16=fp16)
+            put({"case": "convert", "model": "step", "fp16": fp16, "seconds": round(time.perf_counter() - start, 1)})
+        files[("step", fp16)] = path
     s = ipem.config.input_size
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 255, (1, s, s, 3)).astype(np.float32)
     c = prm.config
     poses = rng.normal(0, 300, (1, c.num_frames, c.num_joints, 3)).astype(np.float32)
-    feeds = {"ipem": {"image": image}, "prm": {"poses": poses}}
-    for kind in ("ipem", "prm"):
+    frame = np.array([[0, 0, s, s, 1000, 1000, s / 2, s / 2, 4000]], np.float32)
+    feeds = {"ipem": {"image": image}, "prm": {"poses": poses},
+             "step": {"image": image, "frame": frame, "past": poses[:, 1:]}}
+    for kind in ("ipem", "prm", "step"):
         put({"case": "size", "model": kind, "bytes_fp32": files[(kind, False)].stat().st_size,
              "bytes_fp16": files[(kind, True)].stat().st_size})
         problem = gpu_engine_problem()
@@ -99,19 +108,27 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
 
     from ..export.runtime import native_output
 
+    from ..models.decode import decode_pose
+
     x_torch = normalize_images(torch.from_numpy(image.astype(np.uint8)))
     p_torch = torch.from_numpy(poses)
+    box, depth = torch.from_numpy(frame[:, :4]), torch.from_numpy(frame[:, 8])
+    k = torch.tensor([[1000.0, 1000.0, s / 2, s / 2, 0, 0, 0, 0, 1]])
+
+    def torch_step():  # the same work as the one-graph step: IPEM, decoding, PRM over the window
+        rel = decode_pose(ipem(x_torch), box, depth, k, ipem.heatmap_size)["root_relative_mm"][:, : c.num_joints]
+        return prm(torch.cat([p_torch[:, 1:], rel[:, None]], 1))
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         with native_output():
             runners = {k: Interpreter(model_path=str(files[(k, False)]), num_threads=threads)
-                       .get_signature_runner(k) for k in ("ipem", "prm")}
-        torch_fns = {"ipem": lambda: ipem(x_torch), "prm": lambda: prm(p_torch)}
+                       .get_signature_runner(k) for k in ("ipem", "prm", "step")}
+        torch_fns = {"ipem": lambda: ipem(x_torch), "prm": lambda: prm(p_torch), "step": torch_step}
         tfl_fns = {k: (lambda r=r, k=k: r(**feeds[k])) for k, r in runners.items()}
-        torch_fns["step"] = lambda f=torch_fns: (f["ipem"](), f["prm"]())
-        tfl_fns["step"] = lambda f=tfl_fns: (f["ipem"](), f["prm"]())
+        torch_fns["ipem+prm"] = lambda f=torch_fns: (f["ipem"](), f["prm"]())
+        tfl_fns["ipem+prm"] = lambda f=tfl_fns: (f["ipem"](), f["prm"]())
         with torch.inference_mode():
-            for kind in ("ipem", "prm", "step"):
+            for kind in ("ipem", "prm", "step", "ipem+prm"):
                 tt = time_call(torch_fns[kind], warmup=2, min_runs=5, max_seconds=budget)
                 tf = time_call(tfl_fns[kind], warmup=2, min_runs=5, max_seconds=budget)
                 put({"case": "latency", "model": kind, "threads": threads,

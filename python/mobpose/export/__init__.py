@@ -1,9 +1,10 @@
 """Export to TFLite and checks of the written files."""
 
 from .check import GpuCheckReport, GpuCompatError, Violation, assert_gpu_compat, check_gpu_compat
-from .tflite import export_tflite, read_metadata
+from .tflite import export_step, export_tflite, read_metadata
 
 __all__ = [
-    "GpuCheckReport", "GpuCompatError", "Violation", "assert_gpu_compat", "check_gpu_compat", "export_tflite",
+    "GpuCheckReport", "GpuCompatError", "Violation", "assert_gpu_compat", "check_gpu_compat", "export_step",
+    "export_tflite",
     "read_metadata",
 ]

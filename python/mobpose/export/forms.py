@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 
-__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
+__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "StepGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
 
 
 def taylor_prescale(max_logit: float, bins: int) -> float:
@@ -314,3 +314,44 @@ class LifterGpu(nn.Module):
             k = w - 1 if self.causal else w // 2
             x = groups[:, k * c : (k + 1) * c] + y
         return self.shrink(x).reshape(1, self.j_out * 3)
+
+
+class StepGpu(nn.Module):
+    """One streaming step in one graph: the IPEM on this frame's crop, decoding to root-relative
+    millimetres, and the causal PRM over the previous T-1 poses and this one.
+
+    Inputs: ``image`` (1, S, S, 3) 0-255 crop; ``frame`` (1, 9): the crop box x, y, w, h (pixels),
+    fx, fy, cx, cy and the root depth (mm); ``past`` (1, T-1, 17, 3): the previous frames' IPEM poses
+    (root-relative mm, oldest first; the caller keeps them, e.g. from this graph's ``pose`` output).
+    Outputs: ``refined`` (1, 51) and ``pose`` (1, 51) root-relative mm (17 joints), ``pixels`` (1, 2J)
+    and ``confidence`` (1, J) of the IPEM's joints. Decoding as mobpose.models.decode.decode_pose, with
+    every elementwise op on (1, J) operands.
+    """
+
+    def __init__(self, ipem: ConvNeXtPose, prm, max_logit: float = 1000.0) -> None:
+        super().__init__()
+        if not prm.config.causal:
+            raise ValueError("the streaming step needs a causal PRM")
+        self.ipem = IPEMGpu(ipem, max_logit=max_logit)
+        self.prm = PRMGpu(prm)
+        self.j = ipem.config.num_joints
+        self.jp = prm.config.num_joints
+        self.depth, self.height, self.width = ipem.config.heatmap_size
+
+    def forward(self, image: torch.Tensor, frame: torch.Tensor, past: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.ipem(image)
+        xyz = out["joints"].reshape(1, self.j, 3)
+        x, y, z = xyz[:, :, 0], xyz[:, :, 1], xyz[:, :, 2]  # (1, J) each
+        f = [frame[:, i : i + 1] for i in range(9)]  # (1, 1) each
+        u = x * (1.0 / self.width) * f[2] + f[0]
+        v = y * (1.0 / self.height) * f[3] + f[1]
+        zz = z * (2.0 / self.depth) * 1000.0 - 1000.0 + f[8]
+        cx = (u - f[6]) / f[4] * zz
+        cy = (v - f[7]) / f[5] * zz
+        jp = self.jp
+        rel = [c[:, :jp] - c[:, 0:1] for c in (cx, cy, zz)]
+        pose = torch.stack(rel, dim=-1)  # (1, 17, 3)
+        window = torch.cat([past, pose.reshape(1, 1, jp, 3)], dim=1)
+        refined = self.prm(window)
+        return {"refined": refined, "pose": pose.reshape(1, jp * 3),
+                "pixels": torch.stack([u, v], dim=-1).reshape(1, self.j * 2), "confidence": out["confidence"]}

@@ -178,3 +178,55 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
         raise GpuCompatError(report)
     return {"path": str(out), "bytes": out.stat().st_size, "signature": signature, "metadata": meta,
             "check": report.to_dict()}
+
+
+def export_step(ipem, prm, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
+                check: bool = True) -> dict:
+    """Exports the streaming step, IPEM + decoding + causal PRM, as one graph (forms.StepGpu).
+
+    Args:
+        ipem, prm: modules or shipped names / checkpoint paths (the PRM must be causal).
+        out, fp16, max_logit, check: as :func:`export_tflite`.
+
+    Returns:
+        {'path', 'bytes', 'signature', 'metadata', 'check'}.
+    """
+    from ..skeleton import H36M_17, H36M_18
+    from .check import GpuCompatError, check_gpu_compat
+    from .forms import StepGpu
+
+    if isinstance(ipem, str | os.PathLike) or isinstance(prm, str | os.PathLike):
+        from ..pretrained import load_model
+
+        ipem = load_model(str(ipem)) if isinstance(ipem, str | os.PathLike) else ipem
+        prm = load_model(str(prm)) if isinstance(prm, str | os.PathLike) else prm
+    form = StepGpu(ipem.eval(), prm.eval(), max_logit=max_logit)
+    out = Path(out)
+    s, t, j, jp = ipem.config.input_size, prm.config.num_frames, ipem.config.num_joints, prm.config.num_joints
+    gen = torch.Generator().manual_seed(0)
+    inputs = {"image": torch.rand(1, s, s, 3, generator=gen) * 255,
+              "frame": torch.tensor([[0.0, 0.0, float(s), float(s), 1000.0, 1000.0, s / 2, s / 2, 4000.0]]),
+              "past": torch.randn(1, t - 1, jp, 3, generator=gen) * 300}
+    meta = {
+        "kind": "step", "model": "convnextpose+prm", "window": t, "causal": True,
+        "heatmap_size": list(ipem.config.heatmap_size), "depth_range_mm": 2000.0, "softargmax": form.ipem.mode,
+        "taylor_prescale": float(form.ipem.prescale.flatten()[0]),
+        "inputs": {"image": f"(1, {s}, {s}, 3) float32 RGB crop, 0-255, the crop of process_bbox(box)",
+                   "frame": "(1, 9) float32: crop box x, y, w, h (px), fx, fy, cx, cy, root depth (mm)",
+                   "past": f"(1, {t - 1}, {jp}, 3) float32: the previous frames' `pose` outputs, oldest first "
+                           "(repeat the first frame's at the start of a stream)"},
+        "outputs": {"refined": f"(1, {jp * 3}) float32: the PRM-refined pose of this frame, root-relative "
+                               "camera-space mm",
+                    "pose": f"(1, {jp * 3}) float32: the IPEM pose of this frame, root-relative mm",
+                    "pixels": f"(1, {j * 2}) float32: u, v per joint in image pixels",
+                    "confidence": f"(1, {j}) float32: the largest bin probability per joint"},
+        "joint_names": list(H36M_18.joint_names[:j]), "prm_joint_names": list(H36M_17.joint_names[:jp]),
+        "fp16_weights": fp16, "exporter": "mobpose.export.export_step",
+    }
+    convert_module(form, inputs, out, "step", fp16=fp16)
+    write_metadata(out, meta)
+    report = check_gpu_compat(out)
+    if check and not report.ok:
+        raise GpuCompatError(report)
+    return {"path": str(out), "bytes": out.stat().st_size, "signature": "step", "metadata": meta,
+            "check": report.to_dict()}
