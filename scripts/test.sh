@@ -37,7 +37,7 @@ if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64-static
     -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
     -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ >/dev/null
   cmake --build build/ctest-aarch64
-  for t in test_kernels test_ops; do
+  for t in test_kernels test_ops test_safetensors; do
     qemu-aarch64-static -L /usr/aarch64-linux-gnu "build/ctest-aarch64/kernels/tests/$t" | tail -n 3
   done
 else

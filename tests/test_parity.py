@@ -193,7 +193,8 @@ def test_kernel_names_follow_the_variant() -> None:
         ops.set_kernel_variant("auto")
     assert VARIANTS[0] == "reference"
     keys = {"softargmax3d_exact", "softargmax3d_taylor", "softargmax3d_taylor_clamped",
-            "mqa_noprior", "mqa_mulprior", "mqa_addprior", "exp"}
+            "mqa_noprior", "mqa_mulprior", "mqa_addprior", "exp",
+            "mqarows_noprior", "mqarows_mulprior", "mqarows_addprior", "linear", "layernorm"}  # the native PRM's
     for name, table in names.items():
         assert set(table) == keys
         assert len(set(table.values())) == len(keys), f"{name}: kernel names not distinct"

@@ -4,6 +4,7 @@
 // argument. Outputs are new numpy arrays. The GIL is released while the kernels run.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
@@ -16,7 +17,9 @@
 
 #include "mobpose/kernels.h"
 #include "mobpose/ops.h"
+#include "mobpose/prm.h"
 #include "mobpose/render.h"
+#include "mobpose/safetensors.h"
 #include "mobpose/thread_pool.h"
 
 namespace nb = nanobind;
@@ -151,6 +154,54 @@ nb::tuple render_spheres(const InArray& spheres, const InArray& projection, int6
   return nb::make_tuple(depth, normal, index);
 }
 
+// The native PRM. Arrays in and out are float32 mm; the GIL is released while it computes (the object
+// serialises its own calls).
+void init_prm(mobpose::PRMNative* self, const std::string& path, int64_t num_joints, int64_t num_frames,
+              int64_t dim, int64_t heads, const std::string& blocks, double mlp_ratio, const std::string& prior,
+              double lam, bool learn_adj, bool causal, double input_scale, const std::string& prefix,
+              int num_threads) {
+  mobpose::PRMNativeConfig c;
+  c.num_joints = num_joints;
+  c.num_frames = num_frames;
+  c.dim = dim;
+  c.heads = heads;
+  c.blocks = blocks;
+  c.mlp_ratio = mlp_ratio;
+  c.prior = prior;
+  c.lam = lam;
+  c.learn_adj = learn_adj;
+  c.causal = causal;
+  c.input_scale = input_scale;
+  nb::gil_scoped_release release;
+  new (self) mobpose::PRMNative(path, c, prefix, num_threads);
+}
+
+OutArray prm_forward(mobpose::PRMNative& prm, const InArray& window) {
+  const auto& c = prm.config();
+  if (window.ndim() == 4) {
+    const float* w = checked(window, "window", 4, "(B, T, J, 3)");
+    OutArray out = new_array({window.shape(0), window.shape(1), window.shape(2), window.shape(3)});
+    nb::gil_scoped_release release;
+    prm.forward_batch(w, window.shape(0), window.shape(1), window.shape(2), window.shape(3), out.data());
+    return out;
+  }
+  const float* w = checked(window, "window", 3, ("(T, J, 3) = (" + std::to_string(c.num_frames) + ", " +
+                                                 std::to_string(c.num_joints) + ", 3)").c_str());
+  OutArray out = new_array({window.shape(0), window.shape(1), window.shape(2)});
+  nb::gil_scoped_release release;
+  prm.forward(w, window.shape(0), window.shape(1), window.shape(2), out.data());
+  return out;
+}
+
+OutArray prm_step(mobpose::PRMNative& prm, const InArray& pose) {
+  const auto& c = prm.config();
+  const float* p = checked(pose, "pose", 2, ("(J, 3) = (" + std::to_string(c.num_joints) + ", 3)").c_str());
+  OutArray out = new_array({pose.shape(0), pose.shape(1)});
+  nb::gil_scoped_release release;
+  prm.step(p, pose.shape(0), pose.shape(1), out.data());
+  return out;
+}
+
 void set_kernel_variant(const std::string& name) {
   if (!mobpose::kernels::set_variant(name)) {
     std::string valid = "auto";
@@ -166,9 +217,13 @@ nb::dict kernel_names() {
   nb::dict d;
   const char* sa[] = {"softargmax3d_exact", "softargmax3d_taylor", "softargmax3d_taylor_clamped"};
   const char* mq[] = {"mqa_noprior", "mqa_mulprior", "mqa_addprior"};
+  const char* mr[] = {"mqarows_noprior", "mqarows_mulprior", "mqarows_addprior"};
   for (int i = 0; i < 3; ++i) d[sa[i]] = ks.softargmax3d_names[i];
   for (int i = 0; i < 3; ++i) d[mq[i]] = ks.mqa_names[i];
+  for (int i = 0; i < 3; ++i) d[mr[i]] = ks.mqa_rows_names[i];
   d["exp"] = ks.exp_name;
+  d["linear"] = ks.linear_name;
+  d["layernorm"] = ks.layernorm_name;
   return d;
 }
 
@@ -195,4 +250,26 @@ NB_MODULE(_core, m) {
         "Variants compiled in and supported by this CPU, reference first, best last.");
   m.def("kernel_names", &kernel_names, "Names of the kernels the active variant runs.");
   m.def("hardware_threads", &mobpose::hardware_threads, "Hardware threads of this machine.");
+  m.def("read_safetensors_metadata",
+        [](const std::string& path) {
+          nb::gil_scoped_release release;
+          return mobpose::SafetensorsFile(path).metadata();
+        },
+        nb::arg("path"), "The string metadata ('__metadata__') of a .safetensors file (the header is checked).");
+
+  nb::class_<mobpose::PRMNative>(m, "PRMNative",
+                                 "The PRM in C++ from a .safetensors file: forward over windows, step for streams.")
+      .def("__init__", &init_prm,
+           nb::arg("path"), nb::arg("num_joints"), nb::arg("num_frames"), nb::arg("dim"), nb::arg("heads"),
+           nb::arg("blocks"), nb::arg("mlp_ratio"), nb::arg("prior"), nb::arg("lam"), nb::arg("learn_adj"),
+           nb::arg("causal"), nb::arg("input_scale"), nb::arg("prefix") = "", nb::arg("num_threads") = 1)
+      .def("forward", &prm_forward, nb::arg("window"),
+           "(T, J, 3) float32 mm -> refined (T, J, 3); also (B, T, J, 3) -> (B, T, J, 3).")
+      .def("step", &prm_step, nb::arg("pose"), "The newest frame (J, 3) float32 mm -> its refined pose (J, 3).")
+      .def("reset", &mobpose::PRMNative::reset, "Start a new stream.")
+      .def_prop_ro("num_frames", [](const mobpose::PRMNative& p) { return p.config().num_frames; })
+      .def_prop_ro("num_joints", [](const mobpose::PRMNative& p) { return p.config().num_joints; })
+      .def_prop_ro("causal", [](const mobpose::PRMNative& p) { return p.config().causal; })
+      .def_prop_ro("frames_seen", &mobpose::PRMNative::frames_seen)
+      .def_prop_ro("kernel", [](const mobpose::PRMNative& p) { return std::string(p.kernel_name()); });
 }

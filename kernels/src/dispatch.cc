@@ -29,8 +29,14 @@ const KernelSet kReference = {
      "f64acc_softargmax3d_taylorclamp__ref"},
     {&f64acc_mqa_noprior__ref, &f64acc_mqa_mulprior__ref, &f64acc_mqa_addprior__ref},
     {"f64acc_mqa_noprior__ref", "f64acc_mqa_mulprior__ref", "f64acc_mqa_addprior__ref"},
+    {&f64acc_mqarows_noprior__ref, &f64acc_mqarows_mulprior__ref, &f64acc_mqarows_addprior__ref},
+    {"f64acc_mqarows_noprior__ref", "f64acc_mqarows_mulprior__ref", "f64acc_mqarows_addprior__ref"},
     &f64_exp__ref,
     "f64_exp__ref",
+    &f64acc_linear__ref,
+    "f64acc_linear__ref",
+    &f64acc_layernorm__ref,
+    "f64acc_layernorm__ref",
 };
 
 // Supported variants, reference first and best last.

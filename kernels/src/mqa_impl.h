@@ -16,7 +16,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "mobpose/kernels.h"
 #include "vec_math.h"
@@ -140,6 +142,209 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
     }
     // 5. back to rows.
     transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
+  }
+}
+
+// dst[c * ds + l] = rows[l][c] for l < nrows, c < cols: rows from arbitrary pointers; each group of 4
+// equally spaced rows (the heads of one token) goes through 4x4 SIMD tiles.
+template <class Vec>
+inline void gather_transpose(const float* const* rows, size_t nrows, size_t cols, float* dst, size_t ds) {
+  const size_t c4 = cols / 4 * 4;
+  size_t l = 0;
+  for (; l + 4 <= nrows; l += 4) {
+    const std::ptrdiff_t s1 = rows[l + 1] - rows[l];
+    if (s1 > 0 && rows[l + 2] - rows[l + 1] == s1 && rows[l + 3] - rows[l + 2] == s1) {
+      for (size_t c = 0; c < c4; c += 4) Vec::transpose4x4(rows[l] + c, static_cast<size_t>(s1), dst + c * ds + l, ds);
+      for (size_t c = c4; c < cols; ++c) {
+        for (size_t i = l; i < l + 4; ++i) dst[c * ds + i] = rows[i][c];
+      }
+    } else {
+      for (size_t i = l; i < l + 4; ++i) {
+        for (size_t c = 0; c < cols; ++c) dst[c * ds + i] = rows[i][c];
+      }
+    }
+  }
+  for (; l < nrows; ++l) {
+    for (size_t c = 0; c < cols; ++c) dst[c * ds + l] = rows[l][c];
+  }
+}
+
+// rows[l][c] = src[c * ss + l]: the inverse of gather_transpose.
+template <class Vec>
+inline void scatter_transpose(const float* src, size_t ss, size_t nrows, size_t cols, float* const* rows) {
+  const size_t c4 = cols / 4 * 4;
+  size_t l = 0;
+  for (; l + 4 <= nrows; l += 4) {
+    const std::ptrdiff_t s1 = rows[l + 1] - rows[l];
+    if (s1 > 0 && rows[l + 2] - rows[l + 1] == s1 && rows[l + 3] - rows[l + 2] == s1) {
+      for (size_t c = 0; c < c4; c += 4) Vec::transpose4x4(src + c * ss + l, ss, rows[l] + c, static_cast<size_t>(s1));
+      for (size_t c = c4; c < cols; ++c) {
+        for (size_t i = l; i < l + 4; ++i) rows[i][c] = src[c * ss + i];
+      }
+    } else {
+      for (size_t i = l; i < l + 4; ++i) {
+        for (size_t c = 0; c < cols; ++c) rows[i][c] = src[c * ss + i];
+      }
+    }
+  }
+  for (; l < nrows; ++l) {
+    for (size_t c = 0; c < cols; ++c) rows[l][c] = src[c * ss + l];
+  }
+}
+
+// Logits of kR consecutive keys (rows kvs floats apart from k0) for the lanes of qt, one FMA chain per
+// key; finish(acc, key) takes each.
+template <class Vec, size_t kR, class Finish>
+inline void mqa_logits(const float* qt, const float* k0, size_t kvs, size_t dh, size_t j0, Finish& finish) {
+  using V = typename Vec::V;
+  constexpr size_t kW = Vec::kWidth;
+  V a[kR];
+#pragma GCC unroll 8
+  for (size_t u = 0; u < kR; ++u) a[u] = Vec::zero();
+  for (size_t c = 0; c < dh; ++c) {
+    const V qc = Vec::load(qt + c * kW);
+#pragma GCC unroll 8
+    for (size_t u = 0; u < kR; ++u) a[u] = Vec::fmadd(qc, Vec::set1(k0[u * kvs + c]), a[u]);
+  }
+#pragma GCC unroll 8
+  for (size_t u = 0; u < kR; ++u) finish(a[u], j0 + u);
+}
+
+// The same attention in the PRM's token layout (kernels.h, MqaRowsFn): rows token-major, so a vector
+// of rows covers a few consecutive tokens (kWidth / heads of them), and q, k, v, out are read and
+// written in place through their token strides (no gather by the caller). Steps 1-5 as in mqa above,
+// with two savings in causal mode: a block reads only the keys up to its last token, and only the
+// keys after its first token (at most kWidth / heads of them) need the per-lane mask; the keys before
+// are seen by every lane and go through plain FMAs. A last block with at most half the lanes filled
+// runs on the half-width vector where the ISA has one (AVX-512 -> AVX2). (Accumulating P V in the
+// rows' own layout instead, to skip the transpose back, measured slower: its scalar reads of the just
+// stored probabilities defeat store-to-load forwarding.) The softmax runs in base 2 (logits times
+// log2(e), then vexp2), which needs fewer operations than vexp and gives the same probabilities to
+// float rounding.
+template <class Vec, PriorMode kPrior>
+void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t kvs, const float* factor_r, size_t n,
+              size_t heads, size_t dh, size_t row_begin, size_t row_end, bool causal, float* out, size_t os,
+              float* scratch) {
+  using V = typename Vec::V;
+  constexpr size_t kW = Vec::kWidth;
+  float* qt = scratch;       // [dh][kW]
+  float* lg = qt + dh * kW;  // [n][kW] logits, then exp(logit - max)
+  float* ot = lg + n * kW;   // [dh][kW]
+  // Logits in base 2 (times log2(e)), for vexp2: q.k / sqrt(dh) * log2(e), then * F or + F log2(e).
+  constexpr double kLog2e = 1.4426950408889634;
+  const V scale = Vec::set1(static_cast<float>(kLog2e / std::sqrt(static_cast<double>(dh))));
+  const V log2e = Vec::set1(static_cast<float>(kLog2e));
+  const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
+  const size_t fstride = n * heads + kMqaFactorPad;
+
+  for (size_t r0 = row_begin; r0 < row_end; r0 += kW) {
+    const size_t lanes = row_end - r0 < kW ? row_end - r0 : kW;
+    using Half = typename HalfOf<Vec>::type;
+    if constexpr (!std::is_void_v<Half>) {
+      if (lanes <= Half::kWidth) {  // the last block, at most half full: half as many operations
+        mqa_rows<Half, kPrior>(q, qs, k, v, kvs, factor_r, n, heads, dh, r0, row_end, causal, out, os, scratch);
+        return;
+      }
+    }
+    // Tokens of the lanes; unused lanes get a token past every key.
+    alignas(64) float tok[kMqaMaxWidth];
+    const float* qrows[kMqaMaxWidth];
+    float* orows[kMqaMaxWidth];
+    for (size_t l = 0, i = r0 / heads, h = r0 % heads; l < kW; ++l) {  // (token, head) of row r0 + l
+      if (l < lanes) {
+        tok[l] = static_cast<float>(i);
+        qrows[l] = q + i * qs + h * dh;
+        orows[l] = out + i * os + h * dh;
+        if (++h == heads) {
+          h = 0;
+          ++i;
+        }
+      } else {
+        tok[l] = static_cast<float>(n);
+      }
+    }
+    const V tokv = Vec::load(tok);
+    const size_t first_tok = r0 / heads, last_tok = (r0 + lanes - 1) / heads;
+    const size_t keys = causal ? last_tok + 1 : n;   // keys any lane sees
+    const size_t open = causal ? first_tok + 1 : n;  // keys every lane sees
+    // 1. Q^T (unused lanes 0).
+    if (lanes < kW) {
+      for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
+    }
+    gather_transpose<Vec>(qrows, lanes, dh, qt, kW);
+    // 2. logits and their running max.
+    V m = neg_inf;
+    auto finish_logit = [&](V acc, size_t j) {
+      V l;
+      if constexpr (kPrior == PriorMode::kNone) {
+        l = Vec::mul(acc, scale);
+      } else {
+        const float* f = factor_r + j * fstride + r0;
+        const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
+        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(Vec::mul(acc, scale), fv)
+                                                 : Vec::fmadd(acc, scale, Vec::mul(fv, log2e));
+      }
+      if (j >= open) l = Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l);
+      Vec::store(lg + j * kW, l);
+      m = Vec::max(m, l);
+    };
+    // Eight keys at a time (eight independent FMA chains), then the rest as one group of 1-7 keys.
+    size_t j = 0;
+    for (; j + 8 <= keys; j += 8) mqa_logits<Vec, 8>(qt, k + j * kvs, kvs, dh, j, finish_logit);
+    switch (keys - j) {
+      case 7: mqa_logits<Vec, 7>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      case 6: mqa_logits<Vec, 6>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      case 5: mqa_logits<Vec, 5>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      case 4: mqa_logits<Vec, 4>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      case 3: mqa_logits<Vec, 3>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      case 2: mqa_logits<Vec, 2>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      case 1: mqa_logits<Vec, 1>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
+      default: break;
+    }
+    // 3. softmax over keys, lane-wise, as 2^(l - max) (masked logits are -inf: their e is exactly 0).
+    V sum = Vec::zero();
+    for (j = 0; j < keys; ++j) {
+      const V e = vexp2<Vec>(Vec::sub(Vec::load(lg + j * kW), m));
+      Vec::store(lg + j * kW, e);
+      sum = Vec::add(sum, e);
+    }
+    const V inv = Vec::div(Vec::set1(1.f), sum);
+    // 4. out^T = P^T V, kChan channels at a time (each p load feeds kChan FMAs; 16 where there are 32
+    // wide registers); keys past a lane's token leave its sums unchanged (a NaN in a later value never
+    // reaches it).
+    const size_t common = open < keys ? open : keys;  // keys every lane sees
+    auto masked = [&](V acc, V p, float vj, size_t key) {
+      return Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, Vec::fmadd(p, Vec::set1(vj), acc));
+    };
+    constexpr size_t kChan = sizeof(V) >= 64 ? 16 : 8;
+    size_t c = 0;
+    for (; c + kChan <= dh; c += kChan) {
+      V o[kChan];
+#pragma GCC unroll 16
+      for (size_t u = 0; u < kChan; ++u) o[u] = Vec::zero();
+      for (j = 0; j < common; ++j) {
+        const V p = Vec::load(lg + j * kW);
+        const float* vj = v + j * kvs + c;
+#pragma GCC unroll 16
+        for (size_t u = 0; u < kChan; ++u) o[u] = Vec::fmadd(p, Vec::set1(vj[u]), o[u]);
+      }
+      for (; j < keys; ++j) {
+        const V p = Vec::load(lg + j * kW);
+        const float* vj = v + j * kvs + c;
+#pragma GCC unroll 16
+        for (size_t u = 0; u < kChan; ++u) o[u] = masked(o[u], p, vj[u], j);
+      }
+#pragma GCC unroll 16
+      for (size_t u = 0; u < kChan; ++u) Vec::store(ot + (c + u) * kW, Vec::mul(o[u], inv));
+    }
+    for (; c < dh; ++c) {
+      V o0 = Vec::zero();
+      for (j = 0; j < common; ++j) o0 = Vec::fmadd(Vec::load(lg + j * kW), Vec::set1(v[j * kvs + c]), o0);
+      for (; j < keys; ++j) o0 = masked(o0, Vec::load(lg + j * kW), v[j * kvs + c], j);
+      Vec::store(ot + c * kW, Vec::mul(o0, inv));
+    }
+    // 5. back to the rows, in place.
+    scatter_transpose<Vec>(ot, kW, lanes, dh, orows);
   }
 }
 

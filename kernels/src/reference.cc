@@ -94,7 +94,108 @@ void mqa_ref(const float* q, const float* k, const float* v, const float* factor
   }
 }
 
+template <PriorMode kPrior>
+void mqa_rows_ref(const float* q, size_t qs, const float* k, const float* v, size_t kvs, const float* factor_r,
+                  size_t n, size_t heads, size_t dh, size_t row_begin, size_t row_end, bool causal, float* out,
+                  size_t os) {
+  const size_t stride = n * heads + kMqaFactorPad;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  std::vector<double> logits(n), acc(dh);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const size_t i = r / heads, h = r % heads;
+    const float* qr = q + i * qs + h * dh;
+    const size_t len = causal ? i + 1 : n;
+    double top = -std::numeric_limits<double>::infinity();
+    bool has_nan = false;
+    for (size_t j = 0; j < len; ++j) {
+      double dot = 0.0;
+      for (size_t c = 0; c < dh; ++c) dot += static_cast<double>(qr[c]) * k[j * kvs + c];
+      double l = dot * scale;
+      if (kPrior == PriorMode::kMultiplicative) l *= factor_r[j * stride + r];
+      if (kPrior == PriorMode::kAdditive) l += factor_r[j * stride + r];
+      logits[j] = l;
+      has_nan |= std::isnan(l);
+      top = std::fmax(top, l);
+    }
+    double sum = 0.0;
+    for (size_t j = 0; j < len; ++j) {
+      logits[j] = std::exp(logits[j] - top);
+      sum += logits[j];
+    }
+    for (size_t c = 0; c < dh; ++c) acc[c] = 0.0;
+    for (size_t j = 0; j < len; ++j) {
+      for (size_t c = 0; c < dh; ++c) acc[c] += logits[j] * v[j * kvs + c];
+    }
+    float* o = out + i * os + h * dh;
+    for (size_t c = 0; c < dh; ++c) {
+      o[c] = has_nan ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(acc[c] / sum);
+    }
+  }
+}
+
+// GELU's tanh form, as nn.GELU(approximate='tanh') writes it.
+double gelu_tanh_ref(double x) {
+  const double k = 0.7978845608028654;  // sqrt(2 / pi)
+  return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
+}
+
 }  // namespace
+
+size_t linear_packed_floats(size_t n, size_t k) {
+  return (n + kLinearPanel - 1) / kLinearPanel * (k + 1) * kLinearPanel;
+}
+
+void linear_pack(const float* weight, const float* bias, size_t n, size_t k, float* packed) {
+  const size_t panels = (n + kLinearPanel - 1) / kLinearPanel;
+  for (size_t p = 0; p < panels; ++p) {
+    float* dst = packed + p * (k + 1) * kLinearPanel;
+    for (size_t c = 0; c < kLinearPanel; ++c) {
+      const size_t col = p * kLinearPanel + c;
+      dst[c] = col < n && bias != nullptr ? bias[col] : 0.f;
+      for (size_t i = 0; i < k; ++i) dst[(1 + i) * kLinearPanel + c] = col < n ? weight[col * k + i] : 0.f;
+    }
+  }
+}
+
+void f64acc_linear__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t n,
+                        float* y, size_t ldy, LinearEpilogue epilogue) {
+  for (size_t r = 0; r < m; ++r) {
+    for (size_t col = 0; col < n; ++col) {
+      const float* w = packed + col / kLinearPanel * (k + 1) * kLinearPanel + col % kLinearPanel;
+      double acc = w[0];
+      for (size_t i = 0; i < k; ++i) acc += static_cast<double>(x[r * ldx + i]) * w[(1 + i) * kLinearPanel];
+      float& out = y[r * ldy + col];
+      if (epilogue == LinearEpilogue::kGeluTanh) {
+        out = static_cast<float>(gelu_tanh_ref(acc));
+      } else if (epilogue == LinearEpilogue::kAccumulate) {
+        out = static_cast<float>(static_cast<double>(out) + acc);
+      } else {
+        out = static_cast<float>(acc);
+      }
+    }
+  }
+}
+
+void f64acc_layernorm__ref(const float* x, size_t m, size_t c, size_t ldx, const float* gamma,
+                           const float* beta, float eps, float* y, size_t ldy) {
+  for (size_t r = 0; r < m; ++r) {
+    double mean = 0.0, var = 0.0;
+    for (size_t i = 0; i < c; ++i) mean += x[r * ldx + i];
+    mean /= static_cast<double>(c);
+    for (size_t i = 0; i < c; ++i) var += (x[r * ldx + i] - mean) * (x[r * ldx + i] - mean);
+    const double rstd = 1.0 / std::sqrt(var / static_cast<double>(c) + static_cast<double>(eps));
+    for (size_t i = 0; i < c; ++i) {
+      y[r * ldy + i] = static_cast<float>((x[r * ldx + i] - mean) * rstd * gamma[i] + beta[i]);
+    }
+  }
+}
+
+void mqa_rows_factor(const float* factor, size_t n, size_t heads, float* out) {
+  const size_t rows = n * heads, stride = rows + kMqaFactorPad;
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t r = 0; r < stride; ++r) out[j * stride + r] = factor[(r % rows) / heads * n + j];
+  }
+}
 
 void mqa_factor_transpose(const float* factor, size_t n, float* out) {
   const size_t stride = n + kMqaFactorPad;
@@ -133,5 +234,15 @@ MOBPOSE_MQA_REF(f64acc_mqa_noprior__ref, PriorMode::kNone)
 MOBPOSE_MQA_REF(f64acc_mqa_mulprior__ref, PriorMode::kMultiplicative)
 MOBPOSE_MQA_REF(f64acc_mqa_addprior__ref, PriorMode::kAdditive)
 #undef MOBPOSE_MQA_REF
+
+#define MOBPOSE_MQAROWS_REF(NAME, MODE)                                                                        \
+  void NAME(const float* q, size_t qs, const float* k, const float* v, size_t kvs, const float* f, size_t n, \
+            size_t heads, size_t dh, size_t rb, size_t re, bool causal, float* out, size_t os, float*) {       \
+    mqa_rows_ref<MODE>(q, qs, k, v, kvs, f, n, heads, dh, rb, re, causal, out, os);                          \
+  }
+MOBPOSE_MQAROWS_REF(f64acc_mqarows_noprior__ref, PriorMode::kNone)
+MOBPOSE_MQAROWS_REF(f64acc_mqarows_mulprior__ref, PriorMode::kMultiplicative)
+MOBPOSE_MQAROWS_REF(f64acc_mqarows_addprior__ref, PriorMode::kAdditive)
+#undef MOBPOSE_MQAROWS_REF
 
 }  // namespace mobpose::kernels

@@ -1,15 +1,18 @@
 // AVX-512F vector of 16 floats for the kernel templates (softargmax_impl.h, mqa_impl.h).
-// Include only from a translation unit compiled with -mavx512f -mavx512dq.
+// Include only from a translation unit compiled with -mavx512f -mavx512dq (and -mavx2 -mfma, for Half).
 #pragma once
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
 
+#include "vec_avx2.h"
+
 namespace mobpose::kernels {
 
 struct VecAvx512 {
   using V = __m512;
+  using Half = VecAvx2;  // for the last block of a kernel when at most 8 lanes are left (vec_math.h)
   static constexpr size_t kWidth = 16;
   static constexpr const char* kSuffix = "avx512";
 
@@ -50,6 +53,9 @@ struct VecAvx512 {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), otherwise, if_gt);
   }
   static V div(V a, V b) { return _mm512_div_ps(a, b); }
+  // p * 2^n for integral n (vscalefps: exact, inf on overflow, 0 on underflow).
+  static constexpr bool kHasScalef = true;
+  static V scalef(V p, V n) { return _mm512_scalef_ps(p, n); }
   // dst[c][r] = src[r][c] for a 4x4 tile (strides in floats).
   static void transpose4x4(const float* src, size_t ss, float* dst, size_t ds) {
     __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
@@ -66,6 +72,7 @@ struct VecAvx512 {
     return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
   }
   static float hmax(V v) { return _mm512_reduce_max_ps(v); }
+  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
 };
 
 }  // namespace mobpose::kernels

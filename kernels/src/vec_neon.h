@@ -69,6 +69,7 @@ struct VecNeon {
     return vaddvq_f64(s);
   }
   static float hmax(V v) { return vmaxvq_f32(v); }
+  static float hsum(V v) { return vaddvq_f32(v); }
 };
 
 }  // namespace mobpose::kernels

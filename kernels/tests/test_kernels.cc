@@ -30,6 +30,15 @@ constexpr double kSoftArgmaxPeakRel = 2e-5;
 // logit error dl moves the output by up to 2 * dl * max|v|; that term is added per row (seen 6e-4
 // absolute there, the bound gives ~1e-2): it is float arithmetic, not a kernel bug.
 constexpr double kMqaRel = 2e-5;
+// linear: a float dot product of length k (plus the bias) against the double one: error <= k * eps *
+// sum_j |x_j w_j| in the worst case, ~sqrt(k) * eps typically (seen 3.8e-7 of |b| + sum_j |x_j w_j|);
+// 1e-6 of it flags a wrong weight, column or epilogue (errors of order 1), never rounding. The GELU
+// epilogue adds the exp's ~1 ulp and a division's half ulp, relative to |x|.
+constexpr double kLinearRel = 1e-6, kGeluRel = 1.5e-6;
+// LayerNorm: float lane sums reduced in double for the mean and the variance, then (x - mean) * rstd
+// in float: 1e-6 relative to the output scale max|gamma| * sqrt(c), plus the float mean's rounding
+// (an ulp of |mean|) times rstd, which dominates when the mean is far from 0 against the spread.
+constexpr double kLayerNormRel = 1e-6;
 constexpr double kFloatEps = 5.96e-8;
 // -----------------------------------------------------------------------------------------------
 
@@ -243,6 +252,195 @@ void test_mqa(const KernelSet& ks, const KernelSet& ref, Test& t) {
   std::printf("  %s..: max error / max|v| %.3g\n", ks.mqa_names[0], worst);
 }
 
+// The PRM-layout attention against its reference: token strides wider than the heads (the temporal
+// blocks' layout) and equal to them (the spatial blocks'), row ranges starting mid-token, heads that
+// do and do not divide the vector width, a NaN query and a NaN future value; nothing outside the
+// asked rows' outputs may be written.
+void test_mqa_rows(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  double worst = 0.0;
+  for (int prior = 0; prior < kNumPriorModes; ++prior) {
+    for (size_t n : {1, 2, 5, 9, 17, 27, 33}) {
+      for (size_t dh : {1, 3, 4, 8, 16, 17}) {
+        for (size_t heads : {1, 2, 3, 4, 8}) {
+          for (int causal = 0; causal < 2; ++causal) {
+            for (int layout = 0; layout < 3; ++layout) {  // 0 packed, 1 strided tokens, 2 strided + NaNs
+              const size_t width = heads * dh;
+              const size_t qs = layout == 0 ? width : width * 3 + 1, kvs = layout == 0 ? 2 * dh : 5 * dh + 2;
+              const size_t os = layout == 0 ? width : width + 7;
+              std::vector<float> q(n * qs), kv(n * kvs), f(n * n);
+              for (float& x : q) x = normal(rng);
+              for (float& x : kv) x = normal(rng);
+              for (float& x : f) x = prior == 1 ? 1.f + 0.5f * normal(rng) : normal(rng);
+              const size_t rows = n * heads;
+              size_t nan_row = rows, nan_token = n;
+              if (layout == 2) {
+                nan_row = rows / 2;
+                q[nan_row / heads * qs + nan_row % heads * dh] = std::numeric_limits<float>::quiet_NaN();
+                nan_token = n / 2;
+                kv[nan_token * kvs + dh + dh - 1] = std::numeric_limits<float>::quiet_NaN();  // its value
+              }
+              const float* k = kv.data();
+              const float* v = kv.data() + dh;
+              std::vector<float> fr(n * (rows + kMqaFactorPad));
+              mqa_rows_factor(f.data(), n, heads, fr.data());
+              const size_t rb = rows > 5 ? 1 : 0, re = rows > 5 ? rows - 1 : rows;
+              std::vector<float> want(n * os, -7.f), got(n * os, -7.f);
+              std::vector<float> scratch(mqa_scratch_floats(n, dh), 12345.f);
+              ref.mqa_rows[prior](q.data(), qs, k, v, kvs, fr.data(), n, heads, dh, rb, re, causal, want.data(), os,
+                                  scratch.data());
+              ks.mqa_rows[prior](q.data(), qs, k, v, kvs, fr.data(), n, heads, dh, rb, re, causal, got.data(), os,
+                                 scratch.data());
+              double vmax = 0.0;
+              for (size_t i = 0; i < n; ++i) {
+                for (size_t c = 0; c < dh; ++c) {
+                  const float x = v[i * kvs + c];
+                  vmax = std::isfinite(x) ? std::fmax(vmax, std::fabs(x)) : vmax;
+                }
+              }
+              bool ok = true;
+              for (size_t i = 0; i < n * os && ok; ++i) {
+                const size_t tok = i / os, col = i % os, r = tok * heads + col / dh;
+                if (col >= width || r < rb || r >= re) {
+                  ok = t.check(got[i] == -7.f, "%s wrote outside its rows (n=%zu heads=%zu dh=%zu)",
+                               ks.mqa_rows_names[prior], n, heads, dh);
+                  continue;
+                }
+                ok = t.check_close(got[i], want[i], kMqaRel * vmax,
+                                   "%s n=%zu dh=%zu heads=%zu causal=%d layout=%d row %zu ch %zu",
+                                   ks.mqa_rows_names[prior], n, dh, heads, causal, layout, r, col % dh);
+                if (std::isfinite(want[i])) worst = std::fmax(worst, std::fabs(got[i] - want[i]) / vmax);
+              }
+              if (layout == 2 && nan_row >= rb && nan_row < re) {
+                t.check(std::isnan(got[nan_row / heads * os + nan_row % heads * dh]),
+                        "%s: NaN query row must give NaN", ks.mqa_rows_names[prior]);
+                if (causal && nan_token > 0) {  // the token before the NaN value never sees it
+                  const size_t r = (nan_token - 1) * heads;
+                  if (r >= rb && r < re && r != nan_row) {
+                    t.check(!std::isnan(got[(nan_token - 1) * os + dh - 1]), "%s: a causal row saw a future NaN value",
+                            ks.mqa_rows_names[prior]);
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("  %s..: max error / max|v| %.3g\n", ks.mqa_rows_names[0], worst);
+}
+
+void test_linear(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const size_t ms[] = {1, 2, 5, 6, 7, 12, 13, 25, 40};
+  const size_t ks_[] = {1, 3, 7, 16, 64, 67, 128};
+  const size_t ns[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 64, 96, 128};
+  const char* epi_names[] = {"store", "gelu", "accumulate"};
+  double worst = 0.0;
+  for (size_t m : ms) {
+    for (size_t k : ks_) {
+      for (size_t n : ns) {
+        const size_t ldx = k + 3, ldy = n + 5;  // strided rows, and columns past n that must stay untouched
+        std::vector<float> x(m * ldx), weight(n * k), bias(n);
+        for (float& v : x) v = normal(rng);
+        for (float& v : weight) v = normal(rng) / std::sqrt(static_cast<float>(k));
+        for (float& v : bias) v = normal(rng);
+        std::vector<float> packed(linear_packed_floats(n, k), -1.f);
+        linear_pack(weight.data(), bias.data(), n, k, packed.data());
+        for (int e = 0; e < 3; ++e) {
+          const auto epi = static_cast<LinearEpilogue>(e);
+          std::vector<float> want(m * ldy), got(m * ldy);
+          for (size_t i = 0; i < want.size(); ++i) want[i] = got[i] = 0.25f * static_cast<float>(i % 7);
+          ref.linear(x.data(), m, k, ldx, packed.data(), n, want.data(), ldy, epi);
+          ks.linear(x.data(), m, k, ldx, packed.data(), n, got.data(), ldy, epi);
+          bool ok = true;
+          for (size_t r = 0; r < m && ok; ++r) {
+            for (size_t c = 0; c < ldy && ok; ++c) {
+              const size_t i = r * ldy + c;
+              if (c >= n) {
+                ok = t.check(got[i] == 0.25f * static_cast<float>(i % 7), "%s n=%zu wrote column %zu past n",
+                             ks.linear_name, n, c);
+                continue;
+              }
+              double scale = std::fabs(bias[c]);
+              for (size_t j = 0; j < k; ++j) scale += std::fabs(x[r * ldx + j] * weight[c * k + j]);
+              if (e == 2) scale += 1.5;  // the residual's own magnitude
+              const double tol = scale * (e == 1 ? kGeluRel : kLinearRel) + 1e-30;
+              ok = t.check_close(got[i], want[i], tol, "%s %s m=%zu k=%zu n=%zu row %zu col %zu", ks.linear_name,
+                                 epi_names[e], m, k, n, r, c);
+              worst = std::fmax(worst, std::fabs(got[i] - want[i]) / scale);
+            }
+          }
+        }
+      }
+    }
+  }
+  // GELU at the extremes: 0 far left (no NaN from exp overflow), x far right, NaN kept.
+  const float xs[] = {-30.f, -9.f, -1e-3f, 0.f, 1e-3f, 9.f, 30.f, std::numeric_limits<float>::quiet_NaN()};
+  const float one = 1.f;
+  std::vector<float> packed(linear_packed_floats(1, 1));
+  linear_pack(&one, nullptr, 1, 1, packed.data());
+  for (float xv : xs) {
+    float want = 0.f, got = 0.f;
+    ref.linear(&xv, 1, 1, 1, packed.data(), 1, &want, 1, LinearEpilogue::kGeluTanh);
+    ks.linear(&xv, 1, 1, 1, packed.data(), 1, &got, 1, LinearEpilogue::kGeluTanh);
+    t.check_close(got, want, 1e-7 + kGeluRel * std::fabs(xv), "%s gelu(%g)", ks.linear_name, xv);
+  }
+  std::printf("  %s: max error / (|b| + sum |x w|) %.3g\n", ks.linear_name, worst);
+}
+
+void test_layernorm(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  double worst = 0.0;
+  for (size_t c : {1, 2, 3, 7, 8, 15, 16, 17, 32, 63, 64, 65, 128}) {
+    for (float offset : {0.f, 30.f, -1000.f}) {  // a mean far from 0 against a unit spread
+      const size_t m = 5, ldx = c + 2, ldy = c + 1;
+      std::vector<float> x(m * ldx), gamma(c), beta(c);
+      for (float& v : x) v = offset + normal(rng);
+      for (float& v : gamma) v = 1.f + 0.3f * normal(rng);
+      for (float& v : beta) v = 0.3f * normal(rng);
+      std::vector<float> want(m * ldy, 9.f), got(m * ldy, 9.f);
+      ref.layernorm(x.data(), m, c, ldx, gamma.data(), beta.data(), 1e-5f, want.data(), ldy);
+      ks.layernorm(x.data(), m, c, ldx, gamma.data(), beta.data(), 1e-5f, got.data(), ldy);
+      double gmax = 0.0;
+      for (float g : gamma) gmax = std::fmax(gmax, std::fabs(g));
+      bool ok = true;
+      for (size_t r = 0; r < m && ok; ++r) {
+        // The float mean is off by up to an ulp of |mean| (and x - mean rounds at |x|): that error is
+        // scaled by rstd, so rows with a mean far from 0 against their spread carry it.
+        double mean = 0.0, var = 0.0;
+        for (size_t i = 0; i < c; ++i) mean += x[r * ldx + i];
+        mean /= static_cast<double>(c);
+        for (size_t i = 0; i < c; ++i) var += (x[r * ldx + i] - mean) * (x[r * ldx + i] - mean);
+        const double rstd = 1.0 / std::sqrt(var / static_cast<double>(c) + 1e-5);
+        const double shift = 4.0 * kFloatEps * (std::fabs(mean) + std::sqrt(var)) * rstd;
+        const double scale = gmax * (std::sqrt(static_cast<double>(c)) + 1.0);  // |(x - mean) * rstd| <= sqrt(c)
+        for (size_t i = 0; i < ldy && ok; ++i) {
+          if (i >= c) {
+            ok = t.check(got[r * ldy + i] == 9.f, "%s c=%zu wrote past the row", ks.layernorm_name, c);
+            continue;
+          }
+          ok = t.check_close(got[r * ldy + i], want[r * ldy + i], kLayerNormRel * scale + gmax * shift,
+                             "%s c=%zu offset=%g row %zu col %zu", ks.layernorm_name, c, offset, r, i);
+          worst = std::fmax(worst, std::fabs(got[r * ldy + i] - want[r * ldy + i]) / (scale + gmax * shift / kLayerNormRel));
+        }
+      }
+    }
+  }
+  // In place (y = x), as documented.
+  std::vector<float> x(64), y(64), gamma(64, 1.f), beta(64, 0.f);
+  for (float& v : x) v = normal(rng);
+  y = x;
+  ks.layernorm(x.data(), 1, 64, 64, gamma.data(), beta.data(), 1e-5f, x.data(), 64);
+  ref.layernorm(y.data(), 1, 64, 64, gamma.data(), beta.data(), 1e-5f, y.data(), 64);
+  for (size_t i = 0; i < 64; ++i) t.check_close(x[i], y[i], 1e-5, "%s in place col %zu", ks.layernorm_name, i);
+  std::printf("  %s: max error / output scale %.3g\n", ks.layernorm_name, worst);
+}
+
 }  // namespace
 
 void test_factor_transpose(Test& t) {
@@ -269,6 +467,9 @@ int main() {
     if (name == "reference") continue;
     test_softargmax(*ks, *ref, t);
     test_mqa(*ks, *ref, t);
+    test_mqa_rows(*ks, *ref, t);
+    test_linear(*ks, *ref, t);
+    test_layernorm(*ks, *ref, t);
   }
   return t.finish("test_kernels");
 }

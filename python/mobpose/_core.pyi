@@ -42,3 +42,62 @@ def kernel_variant() -> str: ...
 def available_kernel_variants() -> list[str]: ...
 def kernel_names() -> dict[str, str]: ...
 def hardware_threads() -> int: ...
+def read_safetensors_metadata(path: str) -> dict[str, str]:
+    """The string metadata ('__metadata__') of a .safetensors file, after checking its header.
+
+    Raises RuntimeError naming the file for a missing, truncated or malformed file.
+    """
+
+class PRMNative:
+    """The PRM (mobpose.models.prm) in C++, from a .safetensors file (use mobpose.runtime.NativePRM).
+
+    Weights are read by their PyTorch state_dict names under `prefix` ('' for a weights file, 'model.'
+    for a training checkpoint) and every shape is checked against the config; a missing, misshapen or
+    unexpected tensor, a non-float tensor or an unreadable file raises RuntimeError naming the file and
+    the tensor; a bad config value raises ValueError. The kernel variant is fixed at construction.
+    Calls are serialised per object and release the GIL; they never allocate but for their output.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        num_joints: int,
+        num_frames: int,
+        dim: int,
+        heads: int,
+        blocks: str,
+        mlp_ratio: float,
+        prior: str,
+        lam: float,
+        learn_adj: bool,
+        causal: bool,
+        input_scale: float,
+        prefix: str = "",
+        num_threads: int = 1,
+    ) -> None: ...
+    def forward(self, window: npt.ArrayLike) -> np.ndarray:
+        """(T, J, 3) float32 mm -> refined (T, J, 3) (PRM.forward on a batch of one); (B, T, J, 3) too.
+
+        Does not touch the stream. ValueError for a wrong shape or a NaN/Inf (naming `window`).
+        """
+    def step(self, pose: npt.ArrayLike) -> np.ndarray:
+        """Streaming: the newest frame's (J, 3) float32 mm pose -> its refined (J, 3) pose.
+
+        Equals forward() at the last position of the window of the last T poses (the first pose
+        repeated at the front until T have arrived). RuntimeError for a centred model; ValueError for a
+        wrong shape or a NaN/Inf (naming `pose`; the stream is then unchanged).
+        """
+    def reset(self) -> None:
+        """Starts a new stream."""
+    @property
+    def num_frames(self) -> int: ...
+    @property
+    def num_joints(self) -> int: ...
+    @property
+    def causal(self) -> bool: ...
+    @property
+    def frames_seen(self) -> int:
+        """Poses fed to step() since the last reset()."""
+    @property
+    def kernel(self) -> str:
+        """Name of the linear kernel in use."""

@@ -37,6 +37,7 @@ __all__ = [
     "export_weights",
     "file_sha256",
     "list_pretrained",
+    "load_checkpoint",
     "load_model",
     "model_from_checkpoint",
     "model_from_file",
@@ -218,6 +219,43 @@ def _verify_file(path: Path, entry: dict[str, Any]) -> None:
         )
 
 
+def load_checkpoint(
+    name: str | os.PathLike, *, weights_dir: str | os.PathLike = WEIGHTS_DIR
+) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any], dict[str, Any] | None]:
+    """Resolves a manifest name or a checkpoint path and reads the file, verified. Offline.
+
+    A manifest name's file is checked against the manifest (size and sha256 of its bytes) before it is
+    parsed and must hold the manifest's model; a path is read as is. Either way `checkpoint.load`
+    verifies the stored tensor checksum.
+
+    Returns:
+        (path, tensors, meta, manifest entry or None for a path), tensors and meta as `checkpoint.load`
+        returns them.
+
+    Raises:
+        ValueError: unknown name (the message lists the available ones).
+        FileNotFoundError: the listed file is missing (an incomplete install), or no such path.
+        CheckpointError: the file does not match its manifest checksum, or is otherwise unusable.
+    """
+    from . import checkpoint as ck
+
+    if isinstance(name, os.PathLike) or (name not in list_pretrained(weights_dir) and _looks_like_path(name)):
+        path = Path(name)
+        tensors, meta = ck.load(path)
+        return path, tensors, meta, None
+    entry = _entry(name, weights_dir)
+    path = Path(weights_dir) / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained weights {name!r}: {path} is missing; the mobpose install is incomplete (reinstall it)"
+        )
+    _verify_file(path, entry)
+    tensors, meta = ck.load(path, kind="weights")
+    if meta["model"] != entry["model"]:
+        raise ck.CheckpointError(f"{path} holds model {meta['model']!r}, the manifest says {entry['model']!r}")
+    return path, tensors, meta, entry
+
+
 def load_model(
     name: str | os.PathLike,
     *,
@@ -238,20 +276,9 @@ def load_model(
         FileNotFoundError: the listed file is missing (an incomplete install), or no such path.
         CheckpointError: the file does not match its manifest checksum, or is otherwise unusable.
     """
-    from . import checkpoint as ck
-
     if isinstance(name, os.PathLike) or (name not in list_pretrained(weights_dir) and _looks_like_path(name)):
         return model_from_file(name, eval=eval, softargmax=softargmax)
-    entry = _entry(name, weights_dir)
-    path = Path(weights_dir) / entry["file"]
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"pretrained weights {name!r}: {path} is missing; the mobpose install is incomplete (reinstall it)"
-        )
-    _verify_file(path, entry)
-    tensors, meta = ck.load(path, kind="weights")
-    if meta["model"] != entry["model"]:
-        raise ck.CheckpointError(f"{path} holds model {meta['model']!r}, the manifest says {entry['model']!r}")
+    path, tensors, meta, entry = load_checkpoint(name, weights_dir=weights_dir)
     model = model_from_checkpoint(tensors, meta, softargmax=softargmax, source=str(path))
     if eval:
         model.eval()

@@ -1,7 +1,9 @@
 // mobpose kernels: raw, unchecked compute over contiguous float32 buffers.
 //
-// Two operations, each with a scalar reference that accumulates in double and is never optimised, and
-// SIMD variants (AVX2, AVX-512, NEON) chosen at run time in one place (dispatch.cc). Names follow
+// Two operations (soft-argmax, multi-query attention) and the two building blocks of the PRM's
+// native forward pass (cpp/src/prm.cc: a linear layer with a fused epilogue, LayerNorm), each with a
+// scalar reference that accumulates in double and is never optimised, and SIMD variants (AVX2,
+// AVX-512, NEON) chosen at run time in one place (dispatch.cc). Names follow
 // XNNPACK's habit, dtype_operation__isa_unroll, and the same name is used in the tests and benchmarks.
 //
 // Shapes are the caller's promise: these functions do no checking. The checked operators live in
@@ -53,10 +55,54 @@ using MqaFn = void (*)(const float* q, const float* k, const float* v, const flo
 // factor_t as the MQA kernels read it, from F [n][n]: out must hold n * (n + kMqaFactorPad) floats.
 void mqa_factor_transpose(const float* factor, size_t n, float* out);
 
+// The same attention over one sequence in the PRM's token layout (cpp/src/prm.cc), read in place:
+// rows are token-major (row r = token r / heads, head r % heads) and tokens are strided in memory.
+//   q:   token i's heads at q + i * q_stride, head h at + h * dh
+//   k,v: token i's key and value at k + i * kv_stride, v + i * kv_stride ([dh] each)
+//   factor_r: [n][n * heads + kMqaFactorPad], factor_r[j][r] = F[(r % (n * heads)) / heads][j]: the
+//        prior factor of every row (mqa_rows_factor; ignored for kNone, may be null then)
+//   out: token i's heads at out + i * out_stride, head h at + h * dh (never overlapping q, k, v)
+// Only rows [row_begin, row_end) are computed. causal: token i attends to tokens j <= i; a block of
+// rows then reads only the keys up to its last token, and masks only the keys past its first.
+// scratch must hold mqa_scratch_floats(n, dh) floats.
+using MqaRowsFn = void (*)(const float* q, size_t q_stride, const float* k, const float* v, size_t kv_stride,
+                           const float* factor_r, size_t n, size_t heads, size_t dh, size_t row_begin,
+                           size_t row_end, bool causal, float* out, size_t out_stride, float* scratch);
+
+// factor_r from F [n][n]: out must hold n * (n * heads + kMqaFactorPad) floats.
+void mqa_rows_factor(const float* factor, size_t n, size_t heads, float* out);
+
 size_t mqa_scratch_floats(size_t n, size_t dh);
 
 // Elementwise exp as used inside both kernels (vec_math.h), exposed so its error can be tested.
 using ExpFn = void (*)(const float* x, float* y, size_t n);
+
+// What a linear kernel does with acc = bias + x W^T.
+enum class LinearEpilogue : int {
+  kStore = 0,       // y = acc
+  kGeluTanh = 1,    // y = GELU(acc) in its tanh form (PyTorch's nn.GELU(approximate='tanh'))
+  kAccumulate = 2,  // y += acc (a residual connection)
+};
+
+// Weights of a linear layer packed once for every variant: the n output columns in panels of
+// kLinearPanel (a multiple of every vector width), each panel the bias row then the k weight rows:
+//   packed[p][0][c] = bias[p*P + c], packed[p][1 + i][c] = weight[p*P + c][i], 0 past column n.
+constexpr size_t kLinearPanel = 32;
+// Floats of the packed form of an [n][k] weight.
+size_t linear_packed_floats(size_t n, size_t k);
+// Packs weight [n][k] (PyTorch's nn.Linear layout: out x in) and bias [n] (null: zeros).
+void linear_pack(const float* weight, const float* bias, size_t n, size_t k, float* packed);
+
+// Linear layer: y[i][c] = epilogue(bias[c] + sum_j x[i][j] * weight[c][j]) for i < m, c < n.
+//   x: [m][k], rows ldx floats apart; packed: linear_pack of weight [n][k] and bias;
+//   y: [m][n], rows ldy floats apart, never overlapping x. Only columns < n of y are written.
+using LinearFn = void (*)(const float* x, size_t m, size_t k, size_t ldx, const float* packed,
+                          size_t n, float* y, size_t ldy, LinearEpilogue epilogue);
+
+// LayerNorm of each row over its c values: y = (x - mean) / sqrt(var + eps) * gamma + beta, var the
+// biased variance (as nn.LayerNorm). x: [m][c] rows ldx apart; y: [m][c] rows ldy apart (y may be x).
+using LayerNormFn = void (*)(const float* x, size_t m, size_t c, size_t ldx, const float* gamma,
+                             const float* beta, float eps, float* y, size_t ldy);
 
 // One ISA's kernels, indexed by mode.
 struct KernelSet {
@@ -65,8 +111,14 @@ struct KernelSet {
   const char* softargmax3d_names[kNumSoftArgmaxModes];
   MqaFn mqa[kNumPriorModes];
   const char* mqa_names[kNumPriorModes];
+  MqaRowsFn mqa_rows[kNumPriorModes];
+  const char* mqa_rows_names[kNumPriorModes];
   ExpFn exp;
   const char* exp_name;
+  LinearFn linear;
+  const char* linear_name;
+  LayerNormFn layernorm;
+  const char* layernorm_name;
 };
 
 // The kernels in use. The first call picks the best variant the CPU supports, unless the environment
@@ -90,5 +142,15 @@ void f64acc_mqa_mulprior__ref(const float*, const float*, const float*, const fl
                               size_t, size_t, bool, float*, float*);
 void f64acc_mqa_addprior__ref(const float*, const float*, const float*, const float*, size_t, size_t,
                               size_t, size_t, bool, float*, float*);
+void f64acc_mqarows_noprior__ref(const float*, size_t, const float*, const float*, size_t, const float*, size_t,
+                                 size_t, size_t, size_t, size_t, bool, float*, size_t, float*);
+void f64acc_mqarows_mulprior__ref(const float*, size_t, const float*, const float*, size_t, const float*, size_t,
+                                  size_t, size_t, size_t, size_t, bool, float*, size_t, float*);
+void f64acc_mqarows_addprior__ref(const float*, size_t, const float*, const float*, size_t, const float*, size_t,
+                                  size_t, size_t, size_t, size_t, bool, float*, size_t, float*);
+void f64acc_linear__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t n,
+                        float* y, size_t ldy, LinearEpilogue epilogue);
+void f64acc_layernorm__ref(const float* x, size_t m, size_t c, size_t ldx, const float* gamma,
+                           const float* beta, float eps, float* y, size_t ldy);
 
 }  // namespace mobpose::kernels
