@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tolerances import assert_chain
 
 from mobpose.export.golden import TEST_CASES, reference_outputs, seeded_test_model
+from tolerances import assert_chain
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.npz"))

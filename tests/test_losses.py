@@ -207,3 +207,31 @@ def test_bad_inputs() -> None:
         reprojection_loss(a, traj, kp, torch.ones(3, 9))
     with pytest.raises(ValueError, match="intrinsics must have"):
         reprojection_loss(a, traj, kp, torch.ones(8))
+
+
+def test_heatmap_marginal_ce_prefers_heatmaps_peaked_at_the_target() -> None:
+    from mobpose.functional import soft_argmax_3d
+    from mobpose.losses import heatmap_marginal_ce
+
+    # (B=1, J=2, 3): x, y, z in bins, 3 bins from the borders (a Gaussian cut by a border has its mean moved)
+    target = torch.tensor([[[4.0, 3.0, 4.0], [4.5, 3.0, 3.5]]])
+    logits = torch.zeros(1, 2, 8, 7, 9, requires_grad=True)  # D=8, H=7, W=9
+    flat_loss = heatmap_marginal_ce(logits, target).item()
+    opt = torch.optim.SGD([logits], lr=50.0)
+    for _ in range(100):
+        opt.zero_grad()
+        heatmap_marginal_ce(logits, target).backward()
+        opt.step()
+    assert heatmap_marginal_ce(logits, target).item() < flat_loss - 0.5  # the minimum is the Gaussian's entropy, ~1.42
+    xyz = soft_argmax_3d(logits.detach(), "exact")
+    torch.testing.assert_close(xyz, target, atol=0.3, rtol=0)
+    # masked entries do not count; shapes are named
+    mask = torch.tensor([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]])
+    wrong = target.clone()
+    wrong[0, 1] = torch.tensor([8.0, 0.0, 0.0])
+    with torch.no_grad():
+        torch.testing.assert_close(heatmap_marginal_ce(logits, wrong, mask), heatmap_marginal_ce(logits, target, mask))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        heatmap_marginal_ce(torch.zeros(1, 2, 8, 7), target)
+    with pytest.raises(ValueError, match="target must have shape"):
+        heatmap_marginal_ce(logits, target[:, :1])

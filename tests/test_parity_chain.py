@@ -19,9 +19,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from tolerances import CHAIN, MEASURED, assert_chain
 
 from mobpose.models import create_model
+from tolerances import CHAIN, MEASURED, assert_chain
 
 pytest.importorskip("litert_torch")
 

@@ -21,6 +21,7 @@ from .skeleton import Skeleton
 __all__ = [
     "PRM_JOINT_WEIGHTS",
     "bone_length_loss",
+    "heatmap_marginal_ce",
     "l1_coordinate_loss",
     "mpjpe_loss",
     "n_mpjpe_loss",
@@ -170,6 +171,46 @@ def l1_coordinate_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Ten
         )
     m = mask.to(err.dtype).expand_as(err)
     return (m * err).sum() / m.sum().clamp_min(torch.finfo(err.dtype).tiny)
+
+
+def heatmap_marginal_ce(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, sigma: float = 1.0
+) -> torch.Tensor:
+    """Cross-entropy of each axis' marginal of the softmax heatmap against a Gaussian at the target.
+
+    An auxiliary loss for training an integral (soft-argmax) network from scratch: the coordinate loss
+    alone gives little gradient while the heatmaps are still diffuse, a dense target on the heatmap
+    shapes them early (heatmap + integral losses: Sun et al. 2018; a distribution prior: DSNT, Nibali
+    et al. 2018). p = softmax over the D*H*W volume; for axis a its marginal m_a (summing the two other
+    axes); loss = mean over joints and axes of -sum_i g_a(i) log m_a(i), g_a a normalised Gaussian of
+    width `sigma` bins centred on the target coordinate.
+
+    Args:
+        logits: (B, J, D, H, W) heatmap logits.
+        target: (B, J, 3) x (along W), y (along H), z (along D) in bins.
+        mask: None, (B, J) or (B, J, 3) weights (as l1_coordinate_loss).
+        sigma: Gaussian width in bins.
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 5:
+        raise ValueError(f"logits must have shape (B, J, D, H, W), got {getattr(logits, 'shape', type(logits))}")
+    b, j, d, h, w = logits.shape
+    if not isinstance(target, torch.Tensor) or tuple(target.shape) != (b, j, 3):
+        raise ValueError(f"target must have shape {(b, j, 3)}, got {getattr(target, 'shape', type(target))}")
+    lp = torch.log_softmax(logits.reshape(b, j, -1).float(), dim=-1).reshape(b, j, d, h, w)
+    marginals = (lp.logsumexp(dim=(2, 3)), lp.logsumexp(dim=(2, 4)), lp.logsumexp(dim=(3, 4)))  # x, y, z
+    ce = []
+    for axis, lm in enumerate(marginals):
+        grid = torch.arange(lm.shape[-1], dtype=lm.dtype, device=lm.device)
+        g = torch.exp(-0.5 * ((grid - target[..., axis : axis + 1]) / sigma) ** 2)
+        g = g / g.sum(-1, keepdim=True).clamp_min(1e-12)
+        ce.append(-(g * lm).sum(-1))
+    ce = torch.stack(ce, dim=-1)  # (B, J, 3)
+    if mask is None:
+        return ce.mean()
+    if mask.shape == ce.shape[:-1]:
+        mask = mask.unsqueeze(-1)
+    m = mask.to(ce.dtype).expand_as(ce)
+    return (m * ce).sum() / m.sum().clamp_min(torch.finfo(ce.dtype).tiny)
 
 
 def _mean_bone_lengths(poses: torch.Tensor, skeleton: Skeleton, name: str) -> torch.Tensor:

@@ -85,7 +85,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
                   check: bool = True) -> dict:
-    """Exports an IPEM (ConvNeXtPose), a PRM or a VideoPose3D lifter to a .tflite file that runs on the mobile GPU delegate.
+    """Exports an IPEM (ConvNeXtPose), a PRM or a VideoPose3D lifter to a .tflite file that runs on the
+    mobile GPU delegate.
 
     The model goes through its GPU-safe form (mobpose.export.forms), is converted with litert-torch,
     gets the `mobpose` JSON metadata (what the tensors mean, joint order, units, input normalisation,
@@ -106,9 +107,9 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
     """
     from ..models.convnextpose import ConvNeXtPose
     from ..models.prm import PRM
+    from ..models.videopose3d import TemporalModel
     from ..skeleton import H36M_17, H36M_18
     from .check import GpuCompatError, check_gpu_compat
-    from ..models.videopose3d import TemporalModel
     from .forms import IPEMGpu, LifterGpu, PRMGpu
 
     if isinstance(model, str | os.PathLike):

@@ -57,8 +57,12 @@ def train_ipem(
     run_info: dict | None = None,
     progress: bool = True,
     init: str | None = None,
+    heatmap_loss: float = 0.0,
 ) -> dict:
     """Trains an IPEM on `dataset` (resumable in `out_dir`); returns the loop's summary.
+
+    `heatmap_loss`: weight of the auxiliary losses.heatmap_marginal_ce next to the L1 coordinate loss
+    (0: the published recipe, L1 only).
 
     `init`: start from this checkpoint's weights (same architecture; the soft-argmax mode and the
     logit scale may differ: e.g. a Taylor fine-tune of a network trained with the exact softmax)."""
@@ -76,7 +80,14 @@ def train_ipem(
 
     def loss_fn(net, batch):
         images, targets, masks = batch
-        return l1_coordinate_loss(net(images), targets, masks)
+        if not heatmap_loss:
+            return l1_coordinate_loss(net(images), targets, masks)
+        from ..functional import soft_argmax_3d
+        from ..losses import heatmap_marginal_ce
+
+        logits = net.forward_heatmaps(images)
+        coords = soft_argmax_3d(logits, net.softargmax_mode, backend="torch")
+        return l1_coordinate_loss(coords, targets, masks) + heatmap_loss * heatmap_marginal_ce(logits, targets, masks)
 
     return fit(
         model, model_name=model_name, model_config=_jsonable(asdict(model.config)), dataset=dataset,
@@ -164,6 +175,7 @@ def run_ipem(
     progress: bool = True,
     model_kwargs: dict | None = None,
     init: str | None = None,
+    heatmap_loss: float = 0.0,
 ) -> dict:
     """Stage 1 on the synthetic engine: trains on renders of the CMU train split, validates each epoch
     on fixed renders of the held-out test split (MPJPE picks best.safetensors). Resumable."""
@@ -184,8 +196,9 @@ def run_ipem(
     return train_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
-        run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax, "init": init or ""},
-        progress=progress, init=init,
+        run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax, "init": init or "",
+                  "heatmap_loss": heatmap_loss},
+        progress=progress, init=init, heatmap_loss=heatmap_loss,
     )
 
 
