@@ -2,7 +2,8 @@
 
 For the IPEM (ConvNeXtPose-XS), the PRM (small, causal, one streaming step over the window), the
 full step as one graph (IPEM + decoding + PRM, export_step) and the two files back to back: TFLite
-CPU latency (XNNPACK) at each thread count, median and p90, next to PyTorch eager on the same inputs and thread count; file sizes (fp32, and fp16 weights); and the GPU
+CPU latency (XNNPACK) at each thread count, median and p90, next to PyTorch eager on the same inputs
+and thread count; file sizes (fp32, and fp16 weights); and the GPU
 engine's status (fully accelerated or not; timings of the software Vulkan device say nothing about a
 phone and are not reported). Latency does not depend on the weights: without --ipem/--prm the
 registry models with random weights are exported. One JSON line per case.
