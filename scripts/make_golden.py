@@ -1,6 +1,6 @@
-"""Writes the golden fixtures of tests/golden/ (see mobpose.export.golden).
+"""Writes the golden fixtures of tests/fixtures/golden/ (see mobpose.export.golden).
 
-    python scripts/make_golden.py [--out tests/golden] [--no-shipped]
+    python scripts/make_golden.py [--out tests/fixtures/golden] [--no-shipped]
 
 Run it after a deliberate change of a model's numerics or of a shipped weights file, and commit the
 result; tests/test_golden.py fails until then.
@@ -17,7 +17,7 @@ from mobpose.export.golden import make_golden
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests" / "golden"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden"))
     ap.add_argument("--no-shipped", action="store_true", help="only the test variants")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,4 +1,4 @@
-"""The golden fixtures of tests/golden/ (written by scripts/make_golden.py): today's PyTorch models, the
+"""The golden fixtures of tests/fixtures/golden/ (written by scripts/make_golden.py): today's PyTorch models, the
 C++ core, the exported TFLite files and the fp16 Taylor soft-argmax still give the stored outputs.
 
 A failure after a deliberate numerical change means: regenerate with `python scripts/make_golden.py`
@@ -16,7 +16,7 @@ import torch
 from mobpose.export.golden import TEST_CASES, reference_outputs, seeded_test_model
 from tolerances import assert_chain
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.npz"))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from mobpose.models import create_model
+from mobpose.export.golden import seeded_test_model
 from tolerances import CHAIN, MEASURED, assert_chain
 
 pytest.importorskip("litert_torch")
@@ -34,36 +34,15 @@ FAMILIES = ("ipem", "prm_causal", "prm_centred", "lifter", "step")
 
 
 def _ipem_model():
-    torch.manual_seed(0)
-    m = create_model("convnextpose_test", logit_scale=4.0).eval()
-    with torch.no_grad():  # spatially varied, peaked heatmaps, as a trained model's are
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.Conv2d):
-                mod.weight.normal_(0, 1.0 / mod.weight[0].numel() ** 0.5)
-        m.final.weight.mul_(8.0)
-    return m
+    return seeded_test_model("ipem_test")
 
 
 def _prm_model(causal: bool):
-    torch.manual_seed(1)
-    prm = create_model("prm_test", causal=causal).eval()
-    with torch.no_grad():  # away from the identity start (zero head), so every layer matters
-        for p in prm.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return prm
+    return seeded_test_model("prm_test_causal" if causal else "prm_test_centred")
 
 
 def _lifter_model():
-    torch.manual_seed(2)
-    m = create_model("videopose3d_test").eval()
-    with torch.no_grad():  # trained-like BatchNorm statistics, so that the folding is exercised
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm1d):
-                mod.running_mean.normal_(0, 0.1)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.normal_(0, 0.1)
-    return m
+    return seeded_test_model("lifter_test")
 
 
 def _build(family: str, rng: np.random.Generator):

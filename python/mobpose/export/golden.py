@@ -1,6 +1,6 @@
 """Golden fixtures: small inputs and the PyTorch outputs of the `test_` variants and of the shipped models.
 
-Written by ``python scripts/make_golden.py`` into tests/golden/ (one compressed .npz per case, a few
+Written by ``python scripts/make_golden.py`` into tests/fixtures/golden/ (one compressed .npz per case, a few
 kilobytes each, committed) and read by tests/test_golden.py, which checks that today's PyTorch models,
 the C++ core and the exported TFLite files still give these outputs (tolerances: tests/tolerances.py).
 
