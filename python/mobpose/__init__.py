@@ -22,14 +22,19 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {"functional"}
 # Functions imported from their module on first use: name -> module.
-_LAZY_ATTRS = {"list_pretrained": "pretrained", "load_model": "pretrained"}
+_LAZY_ATTRS = {"list_pretrained": "pretrained", "load_model": "pretrained", "infer": "runtime.infer",
+               "PoseResult": "runtime.infer", "Pipeline": "runtime.pipeline", "FramePose": "runtime.pipeline"}
 
 __all__ = [
+    "FramePose",
     "H36M_17",
     "H36M_18",
+    "Pipeline",
+    "PoseResult",
     "Skeleton",
     "__version__",
     "functional",
+    "infer",
     "list_pretrained",
     "load_model",
     "metrics",

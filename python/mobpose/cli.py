@@ -1,4 +1,4 @@
-"""The `mobpose` command line: info, train, eval, ablate, weights, synth, export, bench."""
+"""The `mobpose` command line: info, infer, train, eval, ablate, weights, synth, export, bench."""
 
 from __future__ import annotations
 
@@ -367,12 +367,91 @@ def _weights(args) -> int:
     return 0
 
 
+def _add_infer(sub) -> None:
+    p = sub.add_parser("infer", help="3D poses of the person in a video, an image or a folder of images")
+    p.add_argument("source", help="a video file, an image file or a folder of images")
+    p.add_argument("--out", required=True, help="poses file: .npz or .json (mobpose.PoseResult.save)")
+    p.add_argument("--render", help="also write the drawn result: a video (.mp4, .avi) or, for one image, .png")
+    p.add_argument("--backend", default="auto", help="auto, native, tflite or torch (default auto: the fastest)")
+    p.add_argument("--model", default="default", help="IPEM: shipped name or checkpoint path (default ipem-xs)")
+    p.add_argument("--prm", default="default", help="causal PRM: shipped name, checkpoint path, or 'none'")
+    p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"),
+                   help="the person's box in the first frame (default: the whole frame)")
+    p.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                   help="camera intrinsics in pixels (default: focal = image diagonal, centre = image centre)")
+    p.add_argument("--root-depth", type=float, help="the person's distance in mm (default: from the box size)")
+    p.add_argument("--fps", type=float, help="frame rate of image folders (default 30) or to override a video's")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .runtime.infer import infer
+    from .runtime.render import VideoWriter, render_frame, render_image
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npz", ".json"):
+        raise ValueError(f"--out {out}: must end in .npz or .json")
+    render = Path(args.render) if args.render else None
+    writer: list = []
+    drawn: list = []
+
+    def on_frame(frame, pose) -> None:
+        if render is None:
+            return
+        if render.suffix.lower() == ".png":
+            drawn[:] = [(frame.image, pose)]
+            return
+        img = render_frame(frame.image, pose.pixels, pose.refined, confidence=pose.confidence, box=pose.box)
+        if not writer:
+            writer.append(VideoWriter(render, fps=frame_fps[0]))
+        writer[0].write(img)
+
+    frame_fps = [args.fps or 30.0]
+    if render is not None and render.suffix.lower() not in (".png", ".mp4", ".avi", ".mkv"):
+        raise ValueError(f"--render {render}: must end in .mp4, .avi, .mkv or .png")
+    if render is not None and not args.fps:
+        import cv2
+
+        cap = cv2.VideoCapture(str(args.source))
+        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+        cap.release()
+        frame_fps[0] = fps if fps and 1.0 <= fps <= 240.0 else 30.0
+    try:
+        result = infer(args.source, model=args.model, prm=None if args.prm.lower() == "none" else args.prm,
+                       backend=args.backend, bbox=args.bbox, intrinsics=args.intrinsics, root_depth=args.root_depth,
+                       fps=args.fps, threads=args.threads, max_frames=args.max_frames,
+                       progress=not args.no_progress, on_frame=on_frame)
+    finally:
+        if writer:
+            writer[0].close()
+    result.save(out)
+    if render is not None:
+        if render.suffix.lower() == ".png":
+            if len(result) != 1:
+                raise ValueError(f"--render {render}: a .png takes one image; this source has {len(result)} frames")
+            image, pose = drawn[0]
+            render_image(image, pose.pixels, pose.refined, render, confidence=pose.confidence, box=pose.box)
+        print(f"rendered {render}")
+    info = result.info
+    per = {k: 1e3 * v / len(result) for k, v in info["seconds"].items() if k != "total"}
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+    print(f"{len(result)} frames in {info['seconds']['total']:.2f} s: {info['fps_achieved']:.1f} fps "
+          f"(backend {info['backend']}, {info['threads']} thread(s)); ms per frame: {stages}; "
+          f"skipped {len(info['skipped'])}; wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mobpose` console script."""
     parser = argparse.ArgumentParser(prog="mobpose", description="Real-time monocular 3D human pose.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, kernel variant and what is installed")
+    _add_infer(sub)
     _add_train(sub)
     _add_eval(sub)
     _add_ablate(sub)
@@ -388,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "infer":
+            return _infer(args)
         if args.command == "train":
             return _train(args)
         if args.command == "eval":

@@ -18,7 +18,7 @@ import numpy as np
 from ..camera import default_intrinsics
 from ..models.decode import process_bbox
 
-__all__ = ["crop_person", "estimate_root_depth", "load_image", "predict_image"]
+__all__ = ["crop_person", "estimate_root_depth", "load_image", "predict_image", "to_rgb8"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,20 +26,69 @@ BODY_HEIGHT_MM = 1700.0
 """Assumed standing height when the root depth must be guessed from the box size."""
 
 
+def to_rgb8(img: np.ndarray, bgr: bool, *, name: str = "image") -> np.ndarray:
+    """Converts one decoded or given frame to contiguous RGB uint8 (H, W, 3).
+
+    Parameters
+    ----------
+    img : np.ndarray
+        uint8 or uint16, (H, W) or (H, W, 1) grayscale, (H, W, 3) colour or (H, W, 4) colour with alpha
+        (dropped). uint16 is scaled to 8 bits by ``>> 8``. Other dtypes (floats in particular) are refused
+        rather than guessed at: a float image may be in [0, 1] or [0, 255].
+    bgr : bool
+        True if the channels are OpenCV's BGR(A) order (what cv2 decodes), False if already RGB(A).
+    name : str
+        What `img` is (a path, "frame 7 of ..."), for the error messages.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, 3) uint8 RGB, C-contiguous (a new array unless `img` already was exactly that, RGB).
+
+    Raises
+    ------
+    TypeError
+        If `img` is not a numpy array or its dtype is not uint8/uint16.
+    ValueError
+        If its shape is not a 2D image with 1, 3 or 4 channels, or it has no pixels.
+    """
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(img).__name__}")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"{name}: dtype {img.dtype} is not accepted, only uint8 or uint16 (convert floats "
+                        f"explicitly, e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])")
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
+        raise ValueError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {img.shape}")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"{name}: zero-size image {img.shape}")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+    if bgr:
+        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img)
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as RGB uint8 (H, W, 3): grayscale and RGBA are converted, 16-bit scaled."""
+    """Reads an image file as RGB uint8 (H, W, 3): grayscale and RGBA are converted, 16-bit scaled.
+
+    Raises FileNotFoundError if `path` is not a file, ValueError if cv2 cannot decode it or it decodes to
+    something :func:`to_rgb8` refuses (e.g. a float TIFF).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"{path} is not a readable image")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        return to_rgb8(img, bgr=True, name=str(path))
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 
 def crop_person(image: np.ndarray, bbox, size: int = 256) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,257 @@
+"""The streaming pipeline: one frame in, one 3D pose out, in bounded memory however long it runs.
+
+Per frame: the person box (tracked from the previous frame's pose, see :mod:`.tracker`) -> the crop
+(:func:`mobpose.models.decode.process_bbox`, square, x1.25, warped to the IPEM's input size) -> the IPEM
+(network and soft-argmax) -> decoding to pixels and camera millimetres -> the causal PRM over the last T
+frames -> the next frame's box.
+
+Units and frames. 3D joints are millimetres in the camera frame (X right, Y down, Z forward, as
+mobpose.camera): ``pose`` (the IPEM's) and ``refined`` (the PRM's) are root-relative (pelvis at the
+origin); ``camera`` is absolute, the refined pose placed at the root's position, which needs the camera
+intrinsics (given, or :func:`mobpose.camera.default_intrinsics` of the image size: focal length = image
+diagonal, centre = image centre) and the root depth (given, or fy x 1700 mm / box height: a standing
+adult filling the box, smoothed over frames). ``pixels`` are image pixels (x right, y down) of the
+IPEM's joints. Joints are the 17 of Human3.6M (mobpose.skeleton.H36M_17).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from ..skeleton import H36M_17
+from .backends import make_engines, resolve_backend
+from .tracker import PersonFinder, PoseTracker, check_box
+
+__all__ = ["DEFAULT_IPEM", "DEFAULT_PRM", "FramePose", "Pipeline", "check_intrinsics"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IPEM = "ipem-xs"
+DEFAULT_PRM = "prm-causal"
+STAGES = ("crop", "ipem", "decode", "prm", "track")
+JOINTS = H36M_17.num_joints
+
+
+@dataclasses.dataclass
+class FramePose:
+    """The pose of one frame (see the module docstring for units and frames; J = 17).
+
+    Attributes:
+        index: the frame's index in its source.
+        timestamp: seconds.
+        box: (4,) the person box (x, y, w, h) px the crop was made from.
+        pixels: (J, 2) image pixels of the joints.
+        confidence: (J,) the largest bin probability of each joint's heatmap (higher: surer).
+        pose: (J, 3) root-relative camera mm, the IPEM's.
+        refined: (J, 3) root-relative camera mm, the PRM's (the IPEM's without a PRM).
+        camera: (J, 3) absolute camera mm: the refined pose with its root at the root joint's pixel
+            back-projected to `root_depth`.
+        root_depth: the root's Z in mm (given or estimated).
+        seconds: per stage (crop, ipem, decode, prm, track).
+    """
+
+    index: int
+    timestamp: float
+    box: np.ndarray
+    pixels: np.ndarray
+    confidence: np.ndarray
+    pose: np.ndarray
+    refined: np.ndarray
+    camera: np.ndarray
+    root_depth: float
+    seconds: dict[str, float]
+
+
+def check_intrinsics(intrinsics) -> np.ndarray | None:
+    """(9,) float32 intrinsics (fx, fy, cx, cy, k1, k2, k3, p1, p2) from (9,), (4,) fx, fy, cx, cy or a 3x3
+    matrix; None stays None.
+
+    Raises:
+        ValueError: another shape, a non-finite value, or a non-positive focal length.
+    """
+    if intrinsics is None:
+        return None
+    k = np.asarray(intrinsics, dtype=np.float64)
+    if k.shape == (3, 3):
+        k = np.array([k[0, 0], k[1, 1], k[0, 2], k[1, 2]])
+    if k.shape == (4,):
+        k = np.concatenate([k, np.zeros(5)])
+    if k.shape != (9,):
+        raise ValueError(f"intrinsics must be (9,) (fx, fy, cx, cy, k1, k2, k3, p1, p2), (4,) or a 3x3 matrix, "
+                         f"got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError(f"intrinsics must be finite, got {k.tolist()}")
+    if k[0] <= 0 or k[1] <= 0:
+        raise ValueError(f"intrinsics: focal lengths must be positive, got fx={k[0]}, fy={k[1]}")
+    return k.astype(np.float32)
+
+
+def _load(name_or_module, what: str) -> tuple[Any, str | None, str | None]:
+    """(module, weights sha256 or None, file path or None) of a shipped name, a checkpoint path or a module."""
+    import torch
+
+    if isinstance(name_or_module, torch.nn.Module):
+        return name_or_module.eval(), None, None
+    if not isinstance(name_or_module, str | os.PathLike):
+        raise TypeError(f"{what} must be a shipped model name, a checkpoint path or a module, "
+                        f"got {type(name_or_module).__name__}")
+    from ..pretrained import file_sha256, load_checkpoint, model_from_checkpoint
+
+    path, tensors, meta, entry = load_checkpoint(name_or_module)
+    model = model_from_checkpoint(tensors, meta, source=str(path)).eval()
+    sha = entry["sha256"] if entry else file_sha256(path)
+    return model, sha, str(path)
+
+
+class Pipeline:
+    """Live 3D pose of one person: ``pose = pipeline.update(frame)`` per frame.
+
+    Args:
+        model: the IPEM: "default" (the shipped ``ipem-xs``), a shipped name, a checkpoint path or a
+            ConvNeXtPose module.
+        prm: the causal PRM: "default" (the shipped ``prm-causal``), a name, a path, a module, or None for
+            the IPEM alone. The native backend needs a name or path (the C++ core reads the file).
+        backend: "auto", "native", "tflite" or "torch" (mobpose.runtime.backends).
+        bbox: the person's box (x, y, w, h) px in the first frame, or None for the whole frame.
+        intrinsics: (9,), (4,) fx, fy, cx, cy or 3x3, or None for the default of the image size.
+        root_depth: the root's distance in mm, or None to estimate it from the box size.
+        threads: CPU threads of the engines.
+        tracker: a :class:`~mobpose.runtime.tracker.PersonFinder` (default: a PoseTracker on `bbox`).
+
+    Memory is bounded: the pipeline keeps the last T poses and nothing per frame.
+    """
+
+    def __init__(self, model: Any = "default", *, prm: Any = "default", backend: str = "auto", bbox=None,
+                 intrinsics=None, root_depth: float | None = None, threads: int = 1,
+                 tracker: PersonFinder | None = None) -> None:
+        self.backend = resolve_backend(backend)
+        self.intrinsics = check_intrinsics(intrinsics)
+        if root_depth is not None and not (np.isfinite(root_depth) and root_depth > 0):
+            raise ValueError(f"root_depth must be a positive finite number of mm, got {root_depth}")
+        self.root_depth = None if root_depth is None else float(root_depth)
+        if bbox is not None:
+            check_box(bbox, (np.inf, np.inf))  # shape, finite, positive size; the image is checked per frame
+        if tracker is not None and not isinstance(tracker, PersonFinder):
+            raise TypeError(f"tracker must implement first/next/reset (PersonFinder), got {type(tracker).__name__}")
+        self.tracker = tracker if tracker is not None else PoseTracker(bbox)
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = int(threads)
+        ipem, ipem_sha, _ = _load(DEFAULT_IPEM if model == "default" else model, "model")
+        from ..models.convnextpose import ConvNeXtPose
+
+        if not isinstance(ipem, ConvNeXtPose):
+            raise ValueError(f"model must be an IPEM (ConvNeXtPose), got {type(ipem).__name__}")
+        self.prm_module, prm_sha, prm_path = (None, None, None) if prm is None else _load(
+            DEFAULT_PRM if prm == "default" else prm, "prm")
+        if self.prm_module is not None:
+            from ..models.prm import PRM
+
+            if not isinstance(self.prm_module, PRM):
+                raise ValueError(f"prm must be a PRM, got {type(self.prm_module).__name__}")
+            if not self.prm_module.config.causal:
+                raise ValueError("prm must be causal for streaming (a centred PRM's output waits for later frames)")
+        self.ipem_module = ipem
+        self.model_name = model if isinstance(model, str) else type(model).__name__
+        self.prm_name = prm if isinstance(prm, str) or prm is None else type(prm).__name__
+        self.ipem, self.prm = make_engines(self.backend, ipem, self.prm_module, threads=self.threads,
+                                           ipem_sha=ipem_sha, prm_sha=prm_sha, prm_source=prm_path)
+        self.input_size = ipem.config.input_size
+        self.heatmap_size = tuple(ipem.config.heatmap_size)
+        self.window = self.prm.window if self.prm is not None else 1
+        self.joint_names = H36M_17.joint_names
+        self.frames = 0
+        self._size: tuple[int, int] | None = None
+        self._box: np.ndarray | None = None
+        self._k: np.ndarray | None = None
+        self._depth: float | None = None
+        logger.info("pipeline: backend %s, IPEM %s (%d px), PRM %s (T=%d), %d thread(s)", self.backend,
+                    self.model_name, self.input_size, self.prm_name, self.window, self.threads)
+
+    def reset(self) -> None:
+        """Starts a new stream (a new video): forgets the box, the root depth and the PRM's past frames."""
+        self.tracker.reset()
+        if self.prm is not None:
+            self.prm.reset()
+        self.frames, self._size, self._box, self._k, self._depth = 0, None, None, None, None
+
+    def _start(self, w: int, h: int) -> None:
+        self._size = (w, h)
+        from ..camera import default_intrinsics
+
+        self._k = self.intrinsics if self.intrinsics is not None else default_intrinsics(w, h)
+        self._box = self.tracker.first((w, h))
+        self._depth = None
+        if self.prm is not None:
+            self.prm.reset()
+
+    def update(self, image: np.ndarray, *, timestamp: float | None = None, index: int | None = None) -> FramePose:
+        """The pose of the next frame of the stream.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            timestamp: seconds (default: frames so far / 30).
+            index: the frame's index in its source (default: frames so far).
+
+        Raises:
+            ValueError: not a uint8 (H, W, 3) image, or an empty one. A change of image size starts a
+                new stream.
+        """
+        from ..models.decode import decode_pose, process_bbox
+        from .image import crop_person
+
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"frame must be a uint8 (H, W, 3) RGB array, got "
+                             f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+        h, w = image.shape[:2]
+        if h == 0 or w == 0:
+            raise ValueError(f"frame is empty ({w}x{h} pixels)")
+        if self._size != (w, h):
+            if self._size is not None:
+                logger.warning("frame size changed from %dx%d to %dx%d: starting a new stream", *self._size, w, h)
+            self._start(w, h)
+        t = [time.perf_counter()]
+        box = self._box
+        crop, crop_box = crop_person(image, box, self.input_size)
+        t.append(time.perf_counter())
+        xyz, conf = self.ipem(crop)
+        t.append(time.perf_counter())
+        k = self._k
+        if self.root_depth is not None:
+            depth = self.root_depth
+        else:  # fy * body height / box height, smoothed (boxes of tracked poses jitter)
+            guess = float(k[1]) * 1700.0 / max(float(box[3]) / 1.1, 1.0)
+            depth = guess if self._depth is None else 0.8 * self._depth + 0.2 * guess
+            self._depth = depth
+        if not np.isfinite(xyz).all():
+            raise FloatingPointError(f"frame {self.frames}: the IPEM gave non-finite joints (backend {self.backend})")
+        dec = decode_pose(xyz.astype(np.float64), process_bbox(box, w, h), depth, k.astype(np.float64),
+                          self.heatmap_size)
+        pixels = dec["pixels"][:JOINTS].astype(np.float32)
+        pose = dec["root_relative_mm"][:JOINTS].astype(np.float32)
+        # the root: its pixel seen at the root depth (the decoded root's own depth bin is dropped)
+        root = np.array([(pixels[0, 0] - k[2]) / k[0] * depth, (pixels[0, 1] - k[3]) / k[1] * depth, depth],
+                        np.float32)
+        t.append(time.perf_counter())
+        refined = np.asarray(self.prm(pose), np.float32) if self.prm is not None else pose
+        refined = refined - refined[:1]  # root-relative, as the PRM's input
+        t.append(time.perf_counter())
+        self._box = self.tracker.next(pixels, conf[:JOINTS])
+        t.append(time.perf_counter())
+        idx = self.frames if index is None else int(index)
+        self.frames += 1
+        return FramePose(
+            index=idx, timestamp=float(idx / 30.0 if timestamp is None else timestamp), box=np.asarray(box, np.float32),
+            pixels=pixels, confidence=np.asarray(conf[:JOINTS], np.float32), pose=pose,
+            refined=refined, camera=refined + root,
+            root_depth=float(depth), seconds=dict(zip(STAGES, np.diff(t).tolist(), strict=True)))
+
+    def __repr__(self) -> str:
+        return (f"Pipeline(backend={self.backend!r}, model={self.model_name!r}, prm={self.prm_name!r}, "
+                f"input={self.input_size}, window={self.window}, threads={self.threads})")

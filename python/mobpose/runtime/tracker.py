@@ -1,0 +1,148 @@
+"""Finding the person in each frame of a stream: a box from the user or the whole first frame, then the
+box of the previous frame's projected pose, expanded and smoothed, re-initialised when confidence drops.
+
+The pipeline talks to a :class:`PersonFinder`: ``first(image_size)`` gives the box of the first frame and
+``next(pixels, confidence)`` the box of the next one from this frame's 2D joints. A detector (the
+multi-person 2D models) plugs in by implementing the same two methods plus ``reset``.
+
+Boxes are (x, y, w, h) in pixels, x and y the top-left corner; the pipeline turns them into the network
+crop with :func:`mobpose.models.decode.process_bbox` (square, x1.25), as the training crops were made.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["PersonFinder", "PoseTracker", "check_box"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_box(bbox, image_size: tuple[int, int], name: str = "bbox") -> np.ndarray:
+    """Validates a person box against an image of (width, height): (4,) float64 (x, y, w, h).
+
+    Raises:
+        ValueError: wrong shape, a non-finite value, a non-positive size, or no overlap with the image.
+    """
+    box = np.asarray(bbox, dtype=np.float64)
+    if box.shape != (4,):
+        raise ValueError(f"{name} must be (x, y, w, h), shape (4,), got shape {box.shape}")
+    if not np.isfinite(box).all():
+        raise ValueError(f"{name} must be finite, got {box.tolist()}")
+    if box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f"{name} must have a positive width and height, got {box.tolist()}")
+    w, h = image_size
+    if box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+        raise ValueError(f"{name} {box.tolist()} lies outside the {w}x{h} image")
+    return box
+
+
+@runtime_checkable
+class PersonFinder(Protocol):
+    """Where the person is: the interface a detector implements to replace :class:`PoseTracker`."""
+
+    def first(self, image_size: tuple[int, int]) -> np.ndarray:
+        """The box (4,) (x, y, w, h) of the first frame of a stream of (width, height) images."""
+        ...
+
+    def next(self, pixels: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """The box of the next frame, from this frame's joints (J, 2) pixels and confidences (J,)."""
+        ...
+
+    def reset(self) -> None:
+        """Forgets the stream."""
+        ...
+
+
+class PoseTracker:
+    """Tracks one person's box from the pose of the previous frame.
+
+    The next box is the bounding box of the confident joints, expanded by `expand` around its centre
+    (joints lie inside the body: the box must cover the head, hands and feet), then smoothed: centre
+    and size are an exponential moving average with weight `smoothing` on the old box. The tracker
+    re-initialises (the user's box, else the whole frame) when the frame's mean confidence falls below
+    `drop_ratio` times its running average over the frames tracked so far (the pose was lost), when
+    fewer than `min_joints` joints are confident, or when the box shrinks below `min_size` pixels.
+
+    Args:
+        bbox: the user's box of the first frame (and of every re-initialisation), or None for the
+            whole frame.
+        expand: factor on the joints' bounding box.
+        smoothing: weight of the previous box in the moving average (0: no smoothing).
+        drop_ratio: re-initialise when the mean confidence < drop_ratio x its running average.
+        min_joints: joints that must be confident (finite and >= `min_confidence`) to track.
+        min_confidence: a joint's least confidence to count (the peak bin probability; its scale depends
+            on the model and its heatmap size, hence 0 by default: every finite joint).
+        min_size: smallest box side in pixels.
+    """
+
+    def __init__(self, bbox=None, *, expand: float = 1.2, smoothing: float = 0.3, drop_ratio: float = 0.35,
+                 min_joints: int = 6, min_confidence: float = 0.0, min_size: float = 16.0) -> None:
+        if not (expand > 0 and 0 <= smoothing < 1 and 0 <= drop_ratio < 1 and min_size > 0):
+            raise ValueError(f"bad tracker settings: expand={expand}, smoothing={smoothing}, "
+                             f"drop_ratio={drop_ratio}, min_size={min_size}")
+        self.user_box = None if bbox is None else np.asarray(bbox, dtype=np.float64)
+        self.expand, self.smoothing, self.drop_ratio = float(expand), float(smoothing), float(drop_ratio)
+        self.min_joints, self.min_size = int(min_joints), float(min_size)
+        self.min_confidence = float(min_confidence)
+        self.image_size: tuple[int, int] | None = None
+        self.box: np.ndarray | None = None
+        self.reinits = 0
+        self._conf_avg = 0.0
+        self._tracked = 0
+
+    def reset(self) -> None:
+        self.image_size, self.box, self._conf_avg, self._tracked = None, None, 0.0, 0
+
+    def _initial(self) -> np.ndarray:
+        w, h = self.image_size
+        if self.user_box is not None:
+            return check_box(self.user_box, (w, h))
+        return np.array([0.0, 0.0, float(w), float(h)])
+
+    def first(self, image_size: tuple[int, int]) -> np.ndarray:
+        w, h = int(image_size[0]), int(image_size[1])
+        if w <= 0 or h <= 0:
+            raise ValueError(f"image size must be positive, got {w}x{h}")
+        self.reset()
+        self.image_size = (w, h)
+        self.box = self._initial()
+        return self.box.copy()
+
+    def next(self, pixels: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        if self.image_size is None:
+            raise RuntimeError("PoseTracker.next() before first()")
+        pixels = np.asarray(pixels, dtype=np.float64)
+        conf = np.asarray(confidence, dtype=np.float64)
+        ok = np.isfinite(pixels).all(1) & np.isfinite(conf)
+        mean_conf = float(conf[ok].mean()) if ok.any() else 0.0
+        confident = ok & (conf >= self.min_confidence)
+        lost = confident.sum() < self.min_joints or (
+            self._tracked >= 3 and mean_conf < self.drop_ratio * self._conf_avg)
+        box = None
+        if not lost:
+            lo, hi = pixels[confident].min(0), pixels[confident].max(0)
+            centre, size = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * self.expand
+            if self.box is not None and self.smoothing > 0:
+                old_c, old_s = self.box[:2] + self.box[2:] / 2, self.box[2:]
+                centre = self.smoothing * old_c + (1 - self.smoothing) * centre
+                size = self.smoothing * old_s + (1 - self.smoothing) * size
+            box = np.concatenate([centre - size / 2, size])
+            w, h = self.image_size
+            if (size.min() < self.min_size or box[0] >= w or box[1] >= h or box[0] + box[2] <= 0
+                    or box[1] + box[3] <= 0):
+                box = None
+        if box is None:
+            self.reinits += 1
+            logger.debug("tracker: pose lost (mean confidence %.4g vs running %.4g): re-initialising",
+                         mean_conf, self._conf_avg)
+            self._conf_avg, self._tracked = 0.0, 0
+            self.box = self._initial()
+            return self.box.copy()
+        self._tracked += 1
+        self._conf_avg += (mean_conf - self._conf_avg) / min(self._tracked, 30)
+        self.box = box
+        return box.copy()
