@@ -144,6 +144,10 @@ def _add_eval(sub) -> None:
     prm.add_argument("--json", default=None, help="also write the report as JSON here")
     prm.add_argument("--h36m-3d", default=None,
                      help="evaluate on Human3.6M S9/S11 from your data_3d_h36m.npz (protocol H36M-17v) instead")
+    prm.add_argument("--ipem", default=None,
+                     help="input: this IPEM (shipped name or checkpoint) on rendered videos of the CMU-17 test clips "
+                          "(the 4 protocol cameras) instead of noisy ground truth: the PRM's gain over the IPEM")
+    prm.add_argument("--cache", default="runs/ipem_clip_cache", help="where the IPEM's clip predictions are cached")
     ipem = which.add_parser("ipem", help="an IPEM on held-out synthetic renders of the CMU test split")
     ipem.add_argument("model", help="a shipped name (mobpose weights list) or a .safetensors checkpoint")
     ipem.add_argument("--samples", type=int, default=1024, help="renders (fixed seed, frames spread over the split)")
@@ -248,14 +252,31 @@ def _eval_ipem(args) -> int:
     return 0
 
 
+def _checkpoint_path(name: str) -> str:
+    """The file of a shipped name (verified against the manifest), or the path itself."""
+    from .pretrained import load_checkpoint
+
+    return str(load_checkpoint(name)[0])
+
+
 def _eval(args) -> int:
     if args.what in ("ipem", "photos"):
         return _eval_ipem(args)
     if args.what == "prm":
         from .train.prm_stage import evaluate_prm, format_report, load_prm, protocol_set
 
-        model = load_prm(args.checkpoint)
-        report = evaluate_prm(model, protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d))
+        model = load_prm(_checkpoint_path(args.checkpoint))
+        if args.ipem:
+            if args.h36m_3d:
+                raise ValueError("--ipem renders CMU clips; it does not combine with --h36m-3d")
+            from .train.ipem_stage import ipem_clips
+
+            clips = ipem_clips(_checkpoint_path(args.ipem), "test", args.cache, cameras="protocol",
+                               max_sequences=args.eval_sequences)
+            print(f"input: IPEM {args.ipem} on rendered CMU-17 test clips ({len(clips)} clip views)")
+        else:
+            clips = protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d)
+        report = evaluate_prm(model, clips)
         print(f"checkpoint {args.checkpoint}: causal={model.config.causal} window={model.config.num_frames}")
     else:
         from .train.evaluation import format_report
