@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_IPEM = "ipem-xs"
 DEFAULT_PRM = "prm-causal"
-STAGES = ("crop", "ipem", "decode", "prm", "track")
+STAGES = ("search", "crop", "ipem", "decode", "prm", "track")
 JOINTS = H36M_17.num_joints
 
 
@@ -53,7 +53,7 @@ class FramePose:
         camera: (J, 3) absolute camera mm: the refined pose with its root at the root joint's pixel
             back-projected to `root_depth`.
         root_depth: the root's Z in mm (given or estimated).
-        seconds: per stage (crop, ipem, decode, prm, track).
+        seconds: per stage (search (0 unless the person was searched for), crop, ipem, decode, prm, track).
     """
 
     index: int
@@ -191,6 +191,33 @@ class Pipeline:
         if self.prm is not None:
             self.prm.reset()
 
+    def _search(self, image: np.ndarray, refine: int = 2) -> np.ndarray:
+        """The person's box in `image` without a previous pose: the tracker's candidate window whose joints
+        are most confident, then `refine` re-crops around the joints found (see mobpose.runtime.tracker)."""
+        from .image import crop_person
+
+        h, w = image.shape[:2]
+        best, best_score = None, -np.inf
+        for cand in self.tracker.candidates():
+            xyz, conf = self.ipem(crop_person(image, cand, self.input_size)[0])
+            score = float(np.mean(conf[:JOINTS]))
+            if np.isfinite(score) and score > best_score:
+                best, best_score = cand, score
+        box = best
+        for _ in range(refine):
+            xyz, conf = self.ipem(crop_person(image, box, self.input_size)[0])
+            nxt = self.tracker.box_of(self._pixels(xyz, box, w, h), conf[:JOINTS]) if np.isfinite(xyz).all() else None
+            if nxt is None:
+                break
+            box = nxt
+        logger.debug("search: box %s (best window confidence %.4g)", np.round(box, 1).tolist(), best_score)
+        return box
+
+    def _pixels(self, xyz: np.ndarray, box: np.ndarray, w: int, h: int) -> np.ndarray:
+        from ..models.decode import heatmap_to_image, process_bbox
+
+        return heatmap_to_image(xyz[:JOINTS].astype(np.float64), process_bbox(box, w, h), self.heatmap_size)
+
     def update(self, image: np.ndarray, *, timestamp: float | None = None, index: int | None = None) -> FramePose:
         """The pose of the next frame of the stream.
 
@@ -217,6 +244,10 @@ class Pipeline:
                 logger.warning("frame size changed from %dx%d to %dx%d: starting a new stream", *self._size, w, h)
             self._start(w, h)
         t = [time.perf_counter()]
+        if getattr(self.tracker, "searching", False):
+            self.tracker.found(self._search(image))
+            self._box = self.tracker.box.copy()
+        t.append(time.perf_counter())
         box = self._box
         crop, crop_box = crop_person(image, box, self.input_size)
         t.append(time.perf_counter())

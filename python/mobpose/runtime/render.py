@@ -35,7 +35,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CONFIDENCE_THRESHOLD = 0.3
-"""Joints whose confidence is below this (or NaN) are drawn faint: hollow circles and thin bones, blended in."""
+"""Joints whose confidence is below this fraction of the frame's median joint confidence (or NaN) are drawn
+faint: hollow circles and thin bones, blended in. Relative, because the IPEM's confidence (the peak bin
+probability) scales with the heatmap size and the model."""
 
 FAINT_ALPHA = 0.35
 """Opacity of the low-confidence joints and their bones."""
@@ -90,7 +92,7 @@ def render_frame(
         (J, 3) root-relative camera-frame pose in mm (X right, Y down, Z forward), J = 17 or 18; NaN rows
         are not drawn.
     confidence : np.ndarray | None
-        (J,) per-joint confidence of `pixels`; joints below ``CONFIDENCE_THRESHOLD`` (or NaN), and their
+        (J,) per-joint confidence of `pixels`; joints below ``CONFIDENCE_THRESHOLD`` x the median (or NaN), and their
         bones, are drawn faint (hollow circles, thin bones, ``FAINT_ALPHA`` opaque).
     box : array-like | None
         Person box (x, y, w, h) in pixels, drawn as a thin rectangle (not drawn if None or not finite).
@@ -128,8 +130,9 @@ def render_frame(
         conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
         if len(conf) != len(px):
             raise ValueError(f"confidence has {len(conf)} values for {len(px)} joints")
+        finite = conf[np.isfinite(conf)]
         with np.errstate(invalid="ignore"):
-            sure = conf >= CONFIDENCE_THRESHOLD
+            sure = conf >= CONFIDENCE_THRESHOLD * (float(np.median(finite)) if finite.size else np.inf)
         if not sure.all():
             # everything hollow/thin and blended in at FAINT_ALPHA, then the confident part drawn over it in full
             faint = cv2.addWeighted(img, 1 - FAINT_ALPHA, draw_skeleton(img, px, sure, skeleton=sk2), FAINT_ALPHA, 0)

@@ -1,5 +1,11 @@
-"""Finding the person in each frame of a stream: a box from the user or the whole first frame, then the
-box of the previous frame's projected pose, expanded and smoothed, re-initialised when confidence drops.
+"""Finding the person in each frame of a stream: a box from the user, or a search of the first frame, then
+the box of the previous frame's projected pose, expanded and smoothed, re-initialised when confidence drops.
+
+The search (when no box is given, and again whenever the pose is lost): the pipeline runs the IPEM on
+:meth:`PoseTracker.candidates` (the whole frame and a 2x2 and 3x3 grid of windows), keeps the window
+whose joints are most confident (mean peak probability), then twice re-crops that frame around the
+joints it found; :meth:`PoseTracker.found` takes the result. A person who fills a small part of the
+frame is thus found without a detector, at the cost of ~16 IPEM runs once.
 
 The pipeline talks to a :class:`PersonFinder`: ``first(image_size)`` gives the box of the first frame and
 ``next(pixels, confidence)`` the box of the next one from this frame's 2D joints. A detector (the
@@ -63,7 +69,7 @@ class PoseTracker:
     The next box is the bounding box of the confident joints, expanded by `expand` around its centre
     (joints lie inside the body: the box must cover the head, hands and feet), then smoothed: centre
     and size are an exponential moving average with weight `smoothing` on the old box. The tracker
-    re-initialises (the user's box, else the whole frame) when the frame's mean confidence falls below
+    re-initialises (the user's box, else a new search) when the frame's mean confidence falls below
     `drop_ratio` times its running average over the frames tracked so far (the pose was lost), when
     fewer than `min_joints` joints are confident, or when the box shrinks below `min_size` pixels.
 
@@ -91,11 +97,45 @@ class PoseTracker:
         self.image_size: tuple[int, int] | None = None
         self.box: np.ndarray | None = None
         self.reinits = 0
+        self.searching = False
         self._conf_avg = 0.0
         self._tracked = 0
 
     def reset(self) -> None:
-        self.image_size, self.box, self._conf_avg, self._tracked = None, None, 0.0, 0
+        self.image_size, self.box, self._conf_avg, self._tracked, self.searching = None, None, 0.0, 0, False
+
+    def candidates(self) -> list[np.ndarray]:
+        """Windows to search for the person: the whole frame, then 2x2 and 3x3 grids of it."""
+        w, h = self.image_size
+        out = [np.array([0.0, 0.0, w, h])]
+        for s in (2, 3):
+            out += [np.array([i * w / s, j * h / s, w / s, h / s]) for j in range(s) for i in range(s)]
+        return out
+
+    def box_of(self, pixels: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray | None:
+        """The unsmoothed box of a pose's joints (expanded), or None when too few are usable or the box is
+        degenerate or outside the image."""
+        pixels = np.asarray(pixels, dtype=np.float64)
+        ok = np.isfinite(pixels).all(1)
+        if confidence is not None:
+            ok &= np.asarray(confidence, dtype=np.float64) >= self.min_confidence
+        if ok.sum() < self.min_joints:
+            return None
+        lo, hi = pixels[ok].min(0), pixels[ok].max(0)
+        centre, size = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * self.expand
+        return self._valid(np.concatenate([centre - size / 2, size]))
+
+    def _valid(self, box: np.ndarray) -> np.ndarray | None:
+        w, h = self.image_size
+        if box[2:].min() < self.min_size or box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+            return None
+        return box
+
+    def found(self, box) -> None:
+        """The search's result: track from this box."""
+        self.box = check_box(box, self.image_size)
+        self.searching = False
+        self._conf_avg, self._tracked = 0.0, 0
 
     def _initial(self) -> np.ndarray:
         w, h = self.image_size
@@ -110,37 +150,29 @@ class PoseTracker:
         self.reset()
         self.image_size = (w, h)
         self.box = self._initial()
+        self.searching = self.user_box is None
         return self.box.copy()
 
     def next(self, pixels: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         if self.image_size is None:
             raise RuntimeError("PoseTracker.next() before first()")
-        pixels = np.asarray(pixels, dtype=np.float64)
         conf = np.asarray(confidence, dtype=np.float64)
-        ok = np.isfinite(pixels).all(1) & np.isfinite(conf)
+        ok = np.isfinite(np.asarray(pixels, dtype=np.float64)).all(1) & np.isfinite(conf)
         mean_conf = float(conf[ok].mean()) if ok.any() else 0.0
-        confident = ok & (conf >= self.min_confidence)
-        lost = confident.sum() < self.min_joints or (
-            self._tracked >= 3 and mean_conf < self.drop_ratio * self._conf_avg)
-        box = None
-        if not lost:
-            lo, hi = pixels[confident].min(0), pixels[confident].max(0)
-            centre, size = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * self.expand
-            if self.box is not None and self.smoothing > 0:
-                old_c, old_s = self.box[:2] + self.box[2:] / 2, self.box[2:]
-                centre = self.smoothing * old_c + (1 - self.smoothing) * centre
-                size = self.smoothing * old_s + (1 - self.smoothing) * size
-            box = np.concatenate([centre - size / 2, size])
-            w, h = self.image_size
-            if (size.min() < self.min_size or box[0] >= w or box[1] >= h or box[0] + box[2] <= 0
-                    or box[1] + box[3] <= 0):
-                box = None
+        lost = self._tracked >= 3 and mean_conf < self.drop_ratio * self._conf_avg
+        box = None if lost else self.box_of(np.where(ok[:, None], pixels, np.nan), conf)
+        if box is not None and self.box is not None and self.smoothing > 0:
+            old_c, old_s = self.box[:2] + self.box[2:] / 2, self.box[2:]
+            centre = self.smoothing * old_c + (1 - self.smoothing) * (box[:2] + box[2:] / 2)
+            size = self.smoothing * old_s + (1 - self.smoothing) * box[2:]
+            box = self._valid(np.concatenate([centre - size / 2, size]))
         if box is None:
             self.reinits += 1
             logger.debug("tracker: pose lost (mean confidence %.4g vs running %.4g): re-initialising",
                          mean_conf, self._conf_avg)
             self._conf_avg, self._tracked = 0.0, 0
             self.box = self._initial()
+            self.searching = self.user_box is None
             return self.box.copy()
         self._tracked += 1
         self._conf_avg += (mean_conf - self._conf_avg) / min(self._tracked, 30)
