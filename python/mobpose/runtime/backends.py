@@ -109,6 +109,7 @@ def _cached(key: str, make) -> Path:
     try:
         logger.info("exporting %s (first use of these weights; cached in %s)", key, folder)
         make(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

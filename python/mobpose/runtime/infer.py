@@ -151,9 +151,12 @@ def infer(
     with open_source(source, fps=fps) as frames:
         bar = None
         if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=frames.length, desc="infer", unit="frame")
+            try:
+                from tqdm import tqdm
+            except ImportError:  # tqdm comes with the train extra; progress then goes to the log
+                logger.info("infer: %s (%s frames); install tqdm for a progress bar", frames.name, frames.length)
+            else:
+                bar = tqdm(total=frames.length, desc="infer", unit="frame")
         try:
             for frame in frames:
                 if max_frames is not None and len(poses) >= max_frames:

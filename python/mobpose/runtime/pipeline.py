@@ -158,8 +158,12 @@ class Pipeline:
             if not self.prm_module.config.causal:
                 raise ValueError("prm must be causal for streaming (a centred PRM's output waits for later frames)")
         self.ipem_module = ipem
-        self.model_name = model if isinstance(model, str) else type(model).__name__
-        self.prm_name = prm if isinstance(prm, str) or prm is None else type(prm).__name__
+        def label(m, default: str):
+            if m is None or isinstance(m, str | os.PathLike):
+                return None if m is None else (f"default ({default})" if m == "default" else str(m))
+            return type(m).__name__
+
+        self.model_name, self.prm_name = label(model, DEFAULT_IPEM), label(prm, DEFAULT_PRM)
         self.ipem, self.prm = make_engines(self.backend, ipem, self.prm_module, threads=self.threads,
                                            ipem_sha=ipem_sha, prm_sha=prm_sha, prm_source=prm_path)
         self.input_size = ipem.config.input_size
