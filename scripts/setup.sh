@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up mobpose in ./.venv (a fresh Python 3.11 venv, the package built from source with its C++
-# extension, torch pinned at 2.13.0 CPU) and runs the main job: the C++ kernels against PyTorch.
-#   bash scripts/setup.sh            # set up, then run the quick kernel benchmark
+# extension, torch pinned at 2.13.0 CPU) and runs the main job: 3D poses from a (rendered) video.
+#   bash scripts/setup.sh            # set up, then mobpose infer on runs/demo/person.mp4
 #   bash scripts/setup.sh --no-run   # set up only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,6 @@ fi
 .venv/bin/python -m pip install --quiet ".[dev]"
 .venv/bin/mobpose info
 if [ "${1:-}" != "--no-run" ]; then
-  .venv/bin/mobpose bench kernels --quick
+  .venv/bin/python scripts/make_demo_video.py --out runs/demo/person.mp4
+  .venv/bin/mobpose infer runs/demo/person.mp4 --out runs/demo/poses.npz --render runs/demo/drawn.mp4
 fi

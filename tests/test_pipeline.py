@@ -205,3 +205,13 @@ def test_infer_without_prm_gives_the_ipem_poses(models, clip):
     np.testing.assert_array_equal(res.joints_3d, res.joints_3d_ipem)
     np.testing.assert_allclose(res.root_depths, 4000.0)
     assert res.info["root_depth_source"] == "given"
+
+
+def test_tracker_keeps_a_person_seen_side_on():
+    """Joints almost in a vertical line (a side view) give a narrow but valid box, not a re-initialisation."""
+    t = PoseTracker(None, smoothing=0.0, expand=1.0)
+    t.first((200, 200))
+    joints = np.stack([np.full(8, 100.0) + np.arange(8) * 0.5, np.linspace(20, 180, 8)], axis=1)
+    box = t.next(joints, np.full(8, 0.01))
+    assert t.reinits == 0
+    np.testing.assert_allclose(box[2:], [40.0, 160.0])  # width at least a quarter of the height

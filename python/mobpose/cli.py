@@ -147,7 +147,8 @@ def _add_eval(sub) -> None:
     prm.add_argument("--ipem", default=None,
                      help="input: this IPEM (shipped name or checkpoint) on rendered videos of the CMU-17 test clips "
                           "(the 4 protocol cameras) instead of noisy ground truth: the PRM's gain over the IPEM")
-    prm.add_argument("--cache", default="runs/ipem_clip_cache", help="where the IPEM's clip predictions are cached")
+    prm.add_argument("--cache", default="runs/ipem_clip_cache",
+                     help="where the IPEM clip predictions are cached (a `train prm --ipem` run folder has its own)")
     ipem = which.add_parser("ipem", help="an IPEM on held-out synthetic renders of the CMU test split")
     ipem.add_argument("model", help="a shipped name (mobpose weights list) or a .safetensors checkpoint")
     ipem.add_argument("--samples", type=int, default=1024, help="renders (fixed seed, frames spread over the split)")
@@ -271,8 +272,9 @@ def _eval(args) -> int:
                 raise ValueError("--ipem renders CMU clips; it does not combine with --h36m-3d")
             from .train.ipem_stage import ipem_clips
 
-            clips = ipem_clips(_checkpoint_path(args.ipem), "test", args.cache, cameras="protocol",
-                               max_sequences=args.eval_sequences)
+            # the same arguments as `train prm --ipem` uses for its test clips, so its cache is shared
+            clips = ipem_clips(_checkpoint_path(args.ipem), "test", args.cache, cameras="protocol", fps=30.0, seed=0,
+                               max_sequences=args.eval_sequences, progress=True)
             print(f"input: IPEM {args.ipem} on rendered CMU-17 test clips ({len(clips)} clip views)")
         else:
             clips = protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d)

@@ -71,7 +71,8 @@ class PoseTracker:
     and size are an exponential moving average with weight `smoothing` on the old box. The tracker
     re-initialises (the user's box, else a new search) when the frame's mean confidence falls below
     `drop_ratio` times its running average over the frames tracked so far (the pose was lost), when
-    fewer than `min_joints` joints are confident, or when the box shrinks below `min_size` pixels.
+    fewer than `min_joints` joints are confident, or when the box's longer side shrinks below `min_size`
+    pixels.
 
     Args:
         bbox: the user's box of the first frame (and of every re-initialisation), or None for the
@@ -82,7 +83,7 @@ class PoseTracker:
         min_joints: joints that must be confident (finite and >= `min_confidence`) to track.
         min_confidence: a joint's least confidence to count (the peak bin probability; its scale depends
             on the model and its heatmap size, hence 0 by default: every finite joint).
-        min_size: smallest box side in pixels.
+        min_size: smallest length of the box's longer side in pixels.
     """
 
     def __init__(self, bbox=None, *, expand: float = 1.2, smoothing: float = 0.3, drop_ratio: float = 0.35,
@@ -123,11 +124,12 @@ class PoseTracker:
             return None
         lo, hi = pixels[ok].min(0), pixels[ok].max(0)
         centre, size = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * self.expand
+        size = np.maximum(size, 0.25 * size.max())  # a person seen side-on or lying: no sliver boxes
         return self._valid(np.concatenate([centre - size / 2, size]))
 
     def _valid(self, box: np.ndarray) -> np.ndarray | None:
         w, h = self.image_size
-        if box[2:].min() < self.min_size or box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+        if box[2:].max() < self.min_size or box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
             return None
         return box
 

@@ -1,0 +1,64 @@
+"""mobpose.infer with the shipped default models (ipem-xs + prm-causal) on a real video file of a rendered
+person who fills a small part of the frame, with no box given: the search must find the person and the
+tracker keep them; every backend gives the same poses within tests/tolerances.py::PIPELINE_SHIPPED."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mobpose
+from mobpose.runtime.backends import available_backends
+from mobpose.runtime.render import VideoWriter
+from tolerances import PIPELINE_SHIPPED
+
+pytestmark = pytest.mark.skipif(not {"ipem-xs", "prm-causal"} <= set(mobpose.list_pretrained()),
+                                reason="the default models are not shipped in this tree")
+FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def person_video(tmp_path_factory):
+    """A 320x320 mp4 of a person walking through a CMU test clip, and the ground truth (boxes, joints)."""
+    from mobpose.data import load_cmu, random_camera
+    from mobpose.data.motion import resample
+    from mobpose.data.synthetic import EngineConfig, sequence_frames
+    from mobpose.data.synthetic_cameras import fit_camera
+
+    pos = resample(load_cmu(split="test")[5], 30.0).positions[:FRAMES]
+    cam = fit_camera(random_camera(np.random.default_rng(11), image_size=(320, 320)), pos)
+    frames = list(sequence_frames(np.random.default_rng(12), pos, cam, EngineConfig(augment=False), full_image=True))
+    path = tmp_path_factory.mktemp("shipped") / "walk.mp4"
+    with VideoWriter(path, fps=30.0) as w:
+        for f in frames:
+            w.write(f["image"])
+    return path, np.stack([f["bbox"] for f in frames]), np.stack([f["joints_cam"][:17] for f in frames])
+
+
+def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x, y = points[..., 0], points[..., 1]
+    return (x >= boxes[:, 0]) & (x <= boxes[:, 0] + boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 1] + boxes[:, 3])
+
+
+def test_default_infer_finds_and_tracks_the_person(person_video):
+    path, gt_boxes, _ = person_video
+    res = mobpose.infer(path)
+    assert len(res) == FRAMES and res.info["model"] == "default (ipem-xs)" and res.info["skipped"] == []
+    assert np.isfinite(res.joints_3d).all() and np.isfinite(res.joints_3d_camera).all()
+    centres = res.boxes[:, :2] + res.boxes[:, 2:] / 2
+    assert _inside(centres, gt_boxes).mean() >= 0.8, "the tracked box left the person"
+    # the pelvis in 2D lies on the person (the person covers a few percent of the frame)
+    assert _inside(res.joints_2d[:, 0], gt_boxes).mean() >= 0.8
+
+
+@pytest.mark.parametrize("backend", ["tflite", "native"])
+def test_shipped_backends_agree_with_torch(person_video, backend):
+    why = available_backends()[backend]
+    if why is not None:
+        pytest.skip(why)
+    path, gt_boxes, _ = person_video
+    ref = mobpose.infer(path, backend="torch", bbox=gt_boxes[0])
+    out = mobpose.infer(path, backend=backend, bbox=gt_boxes[0])
+    for field, tol in PIPELINE_SHIPPED.items():
+        err = float(np.abs(getattr(ref, field) - getattr(out, field)).max())
+        assert err <= tol["atol"], f"{backend} vs torch, {field}: {err:.3g} > {tol['atol']} ({tol['why']})"
