@@ -7,6 +7,7 @@ and commit the fixtures with the change.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,17 @@ def test_shipped_model_exports_and_reproduces_the_fixture(case, tmp_path):
     info = export_tflite(case, tmp_path / f"{case}.tflite", max_logit=max_logit)
     assert info["check"]["ok"]
     _compare(model, run_cpu(info["path"], inputs, threads=2), outputs, "tflite_cpu", shipped=True)
+    # the real GPU engine in its default fp16: the shipped model's own logits through the Taylor sums
+    from mobpose.export.runtime import gpu_engine_problem, run_gpu
+
+    problem = gpu_engine_problem()
+    if problem:
+        if os.environ.get("MOBPOSE_REQUIRE_GPU") == "1":
+            pytest.fail(f"MOBPOSE_REQUIRE_GPU=1 but {problem}")
+        pytest.skip(problem)
+    run = run_gpu(info["path"], inputs, enforce_f32=False)
+    assert run.fully_accelerated, f"{case}: not every op ran on the GPU"
+    _compare(model, run.outputs, outputs, "gpu_fp16", shipped=True)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.startswith("ipem")])

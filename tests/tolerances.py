@@ -129,6 +129,8 @@ CHAIN: dict[tuple[str, str], Tol] = {
     ("ipem_shipped", "gpu_fp16"): Tol(0.06, 0.0, "as ('ipem', 'gpu_fp16'): the fp16 Taylor sums with the "
                                                  "export prescale"),
     ("ipem_shipped_conf", "golden"): Tol(1e-6, 1e-4, "as ('ipem_conf', 'golden')"),
+    ("ipem_shipped_conf", "gpu_fp16"): Tol(4e-4, 0.0, "fp16 peak probability (~1e-2) after fp16 sums (4.2e-5 "
+                                                      "measured)"),
     ("ipem_shipped_conf", "tflite_cpu"): Tol(4e-7, 0.0, "peak probability after the reordered sums (3.6e-8 "
                                                         "measured)"),
 
