@@ -114,15 +114,19 @@ class IPEMGpu(nn.Module):
         self.register_buffer("grid", grid)
         self.register_buffer("extent", extent)
 
-    def heatmaps_flat(self, image: torch.Tensor) -> torch.Tensor:
-        """(1, S, S, 3) 0-255 -> logits (1, H*W*D, J) in bin order (h, w, d)."""
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """(1, S, S, 3) 0-255 -> the final conv's output (1, J*D, H, W), channel j*D + d (logit scale folded)."""
         x = (image * self.in_scale + self.in_shift).permute(0, 3, 1, 2)
         x = self.stem(x)
         for i, stage in enumerate(self.stages):
             if i > 0:
                 x = self.downsamples[i - 1](x)
             x = stage(x)
-        x = self.final(self.head(self.norm(x)))  # (1, J*D, H, W)
+        return self.final(self.head(self.norm(x)))
+
+    def heatmaps_flat(self, image: torch.Tensor) -> torch.Tensor:
+        """(1, S, S, 3) 0-255 -> logits (1, H*W*D, J) in bin order (h, w, d)."""
+        x = self.logits(image)  # (1, J*D, H, W)
         j, d, h, w = self.num_joints, self.depth, self.height, self.width
         x = x.permute(0, 2, 3, 1).reshape(1, h * w, j, d).permute(0, 1, 3, 2)
         return x.reshape(1, h * w * d, j)

@@ -142,15 +142,8 @@ class _HeatmapForm:
 
         class IPEMHeatmaps(IPEMGpu):
             def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-                x = (image * self.in_scale + self.in_shift).permute(0, 3, 1, 2)
-                x = self.stem(x)
-                for i, stage in enumerate(self.stages):
-                    if i > 0:
-                        x = self.downsamples[i - 1](x)
-                    x = stage(x)
-                x = self.final(self.head(self.norm(x)))  # (1, J*D, H, W), channel = j*D + d
                 j, d, h, w = self.num_joints, self.depth, self.height, self.width
-                return {"heatmaps": x.reshape(1, j, d * h * w)}
+                return {"heatmaps": self.logits(image).reshape(1, j, d * h * w)}
 
         return IPEMHeatmaps(model).eval()
 

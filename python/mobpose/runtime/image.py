@@ -18,12 +18,27 @@ import numpy as np
 from ..camera import default_intrinsics
 from ..models.decode import process_bbox
 
-__all__ = ["crop_person", "estimate_root_depth", "load_image", "predict_image", "to_rgb8"]
+__all__ = ["check_image", "crop_person", "estimate_root_depth", "load_image", "predict_image", "to_rgb8"]
 
 logger = logging.getLogger(__name__)
 
 BODY_HEIGHT_MM = 1700.0
 """Assumed standing height when the root depth must be guessed from the box size."""
+
+
+def check_image(img, name: str, what: str = "image") -> None:
+    """Raises TypeError (not an array; a dtype other than uint8/uint16) or ValueError (not (H, W), (H, W, 1),
+    (H, W, 3) or (H, W, 4); no pixels) naming `name`; `what` is the noun of the messages."""
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array {what}, got {type(img).__name__}")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"{name}: dtype {img.dtype} is not accepted, only uint8 or uint16 (convert floats "
+                        f"explicitly, e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])")
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
+        raise ValueError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) {what}, got shape "
+                         f"{img.shape}")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"{name}: zero-size {what} {img.shape}")
 
 
 def to_rgb8(img: np.ndarray, bgr: bool, *, name: str = "image") -> np.ndarray:
@@ -52,15 +67,7 @@ def to_rgb8(img: np.ndarray, bgr: bool, *, name: str = "image") -> np.ndarray:
     ValueError
         If its shape is not a 2D image with 1, 3 or 4 channels, or it has no pixels.
     """
-    if not isinstance(img, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array, got {type(img).__name__}")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"{name}: dtype {img.dtype} is not accepted, only uint8 or uint16 (convert floats "
-                        f"explicitly, e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])")
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
-        raise ValueError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {img.shape}")
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError(f"{name}: zero-size image {img.shape}")
+    check_image(img, name)
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 1:

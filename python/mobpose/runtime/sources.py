@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .image import load_image, to_rgb8
+from .image import check_image, load_image, to_rgb8
 
 __all__ = [
     "DEFAULT_FPS",
@@ -139,16 +139,8 @@ class FrameSource:
 
 def _check_frame(img, name: str) -> None:
     """Raises TypeError/ValueError unless `img` is an acceptable frame for :func:`to_rgb8` of at most MAX_PIXELS."""
-    if not isinstance(img, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array frame, got {type(img).__name__}")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"{name}: dtype {img.dtype} is not accepted, only uint8 or uint16 (convert floats "
-                        f"explicitly, e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])")
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
-        raise ValueError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) frame, got shape {img.shape}")
+    check_image(img, name, "frame")
     h, w = img.shape[:2]
-    if h == 0 or w == 0:
-        raise ValueError(f"{name}: zero-size frame {img.shape}")
     if h * w > MAX_PIXELS:
         raise ValueError(f"{name}: a {w}x{h} frame has {h * w} pixels, more than MAX_PIXELS = {MAX_PIXELS}")
 
