@@ -1,15 +1,20 @@
 """Finding the person in each frame of a stream: a box from the user, or a search of the first frame, then
-the box of the previous frame's projected pose, expanded and smoothed, re-initialised when confidence drops.
+the box of the previous frame's projected pose, expanded and smoothed, re-initialised when confidence
+drops.
 
 The search (when no box is given, and again whenever the pose is lost): the pipeline runs the IPEM on
-:meth:`PoseTracker.candidates` (the whole frame and a 2x2 and 3x3 grid of windows), keeps the window
-whose joints are most confident (mean peak probability), then twice re-crops that frame around the
-joints it found; :meth:`PoseTracker.found` takes the result. A person who fills a small part of the
-frame is thus found without a detector, at the cost of ~16 IPEM runs once.
+:meth:`PoseTracker.candidates` (the whole frame and windows of 1/2, 1/3 and 1/4 of it at half-window
+steps), keeps the window whose joints are most confident (mean peak probability), then twice re-crops that
+frame around the joints it found; :meth:`PoseTracker.found` takes the result. A person who fills a small
+part of the frame can thus be found without a detector, at the cost of 86 IPEM runs (1.0 s with ipem-xs,
+native backend, one thread, measured while another job shared the machine) each time. With the shipped
+IPEM this is the weak link: on 8 rendered clips it found the person in the first frame of 4 (a 2x2 + 3x3
+grid without offsets: 3); given the first box, tracking held in 3 of 4 clips tried. A detector (the multi-
+person 2D models) should replace it.
 
 The pipeline talks to a :class:`PersonFinder`: ``first(image_size)`` gives the box of the first frame and
-``next(pixels, confidence)`` the box of the next one from this frame's 2D joints. A detector (the
-multi-person 2D models) plugs in by implementing the same two methods plus ``reset``.
+``next(pixels, confidence)`` the box of the next one from this frame's 2D joints. A detector (the multi-
+person 2D models) plugs in by implementing the same two methods plus ``reset``.
 
 Boxes are (x, y, w, h) in pixels, x and y the top-left corner; the pipeline turns them into the network
 crop with :func:`mobpose.models.decode.process_bbox` (square, x1.25), as the training crops were made.
@@ -106,11 +111,13 @@ class PoseTracker:
         self.image_size, self.box, self._conf_avg, self._tracked, self.searching = None, None, 0.0, 0, False
 
     def candidates(self) -> list[np.ndarray]:
-        """Windows to search for the person: the whole frame, then 2x2 and 3x3 grids of it."""
+        """Windows to search for the person: the whole frame, then windows of 1/2, 1/3 and 1/4 of its
+        sides moved by half a window (3x3 + 5x5 + 7x7 positions: 84 in all)."""
         w, h = self.image_size
         out = [np.array([0.0, 0.0, w, h])]
-        for s in (2, 3):
-            out += [np.array([i * w / s, j * h / s, w / s, h / s]) for j in range(s) for i in range(s)]
+        for s in (2, 3, 4):
+            pos = np.arange(2 * s - 1) / (2 * s)  # top-left corners in half-window steps
+            out += [np.array([fx * w, fy * h, w / s, h / s]) for fy in pos for fx in pos]
         return out
 
     def box_of(self, pixels: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray | None:
