@@ -65,12 +65,6 @@ def _rss() -> dict[str, float]:
     return {"rss_mb": round(out.get("VmRSS", float("nan")), 1), "peak_rss_mb": round(out.get("VmHWM", float("nan")), 1)}
 
 
-def _timing(ms: list[float]) -> Timing:
-    a = np.asarray(ms)
-    return Timing(runs=len(a), median_ms=float(np.median(a)), p90_ms=float(np.percentile(a, 90)),
-                  min_ms=float(a.min()), mean_ms=float(a.mean()), std_ms=float(a.std()))
-
-
 def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
     """Runs the benchmark; `emit` receives each JSON line."""
     from ..runtime.backends import available_backends
@@ -125,7 +119,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
                                 stages[b][s].append(pose.seconds[s] * 1e3)
                         counter[b] += 1
             for b in backends:
-                t = _timing(times[b])
+                t = Timing.from_ms(times[b])
                 results[(b, n)] = t
                 put({"case": f"{b}/{n}t", "backend": b, "threads": n, **t.as_dict("end_to_end"),
                      "fps": round(1000.0 / t.mean_ms, 1),

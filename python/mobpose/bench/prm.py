@@ -48,12 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 
 
-def _timing(times_ms: list[float]) -> Timing:
-    a = np.asarray(times_ms)
-    return Timing(runs=len(a), median_ms=float(np.median(a)), p90_ms=float(np.percentile(a, 90)),
-                  min_ms=float(a.min()), mean_ms=float(a.mean()), std_ms=float(a.std()))
-
-
 def _stream(frames: int, joints: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     start = rng.normal(0.0, 250.0, (1, joints, 3))
@@ -137,7 +131,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
                     native.forward(window)
                     if i >= args.warmup:
                         times["native_forward"].append((time.perf_counter() - t0) * 1e3)
-        stats = {k: _timing(v) for k, v in times.items()}
+        stats = {k: Timing.from_ms(v) for k, v in times.items()}
         for method, timing in stats.items():
             put({"case": method, **timing.as_dict("latency")})
         put({

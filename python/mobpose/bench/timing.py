@@ -22,6 +22,13 @@ class Timing:
     mean_ms: float
     std_ms: float
 
+    @classmethod
+    def from_ms(cls, times_ms) -> Timing:
+        """The statistics of a sequence of times in milliseconds."""
+        a = np.asarray(times_ms, dtype=np.float64)
+        return cls(runs=len(a), median_ms=float(np.median(a)), p90_ms=float(np.percentile(a, 90)),
+                   min_ms=float(a.min()), mean_ms=float(a.mean()), std_ms=float(a.std()))
+
     def as_dict(self, prefix: str) -> dict[str, float | int]:
         return {
             f"{prefix}_ms_median": round(self.median_ms, 5),
@@ -54,12 +61,4 @@ def time_call(
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    a = np.asarray(times)
-    return Timing(
-        runs=len(a),
-        median_ms=float(np.median(a)),
-        p90_ms=float(np.percentile(a, 90)),
-        min_ms=float(a.min()),
-        mean_ms=float(a.mean()),
-        std_ms=float(a.std()),
-    )
+    return Timing.from_ms(times)

@@ -130,22 +130,19 @@ def _weights_key(model, source_sha: str | None) -> str:
     return h.hexdigest()[:16]
 
 
-class _HeatmapForm:
-    """Builds the TFLite form of the IPEM that stops at the heatmap logits: (1, S, S, 3) 0-255 ->
-    ``heatmaps`` (1, J, D*H*W), the logit scale folded in (the native backend's soft-argmax input)."""
+def _heatmap_form(model):
+    """The IPEM's TFLite form that stops at the heatmap logits: (1, S, S, 3) 0-255 -> ``heatmaps``
+    (1, J, D*H*W), the logit scale folded in (the native backend's soft-argmax input)."""
+    import torch
 
-    @staticmethod
-    def module(model):
-        import torch
+    from ..export.forms import IPEMGpu
 
-        from ..export.forms import IPEMGpu
+    class IPEMHeatmaps(IPEMGpu):
+        def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+            j, d, h, w = self.num_joints, self.depth, self.height, self.width
+            return {"heatmaps": self.logits(image).reshape(1, j, d * h * w)}
 
-        class IPEMHeatmaps(IPEMGpu):
-            def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-                j, d, h, w = self.num_joints, self.depth, self.height, self.width
-                return {"heatmaps": self.logits(image).reshape(1, j, d * h * w)}
-
-        return IPEMHeatmaps(model).eval()
+    return IPEMHeatmaps(model).eval()
 
 
 def export_cached(model, kind: str, source_sha: str | None = None) -> Path:
@@ -160,7 +157,7 @@ def export_cached(model, kind: str, source_sha: str | None = None) -> Path:
     if kind == "heatmaps":
         s = model.config.input_size
         sample = {"image": torch.rand(1, s, s, 3, generator=torch.Generator().manual_seed(0)) * 255}
-        return _cached(key, lambda p: convert_module(_HeatmapForm.module(model), sample, p, "heatmaps"))
+        return _cached(key, lambda p: convert_module(_heatmap_form(model), sample, p, "heatmaps"))
     raise ValueError(f"unknown export kind {kind!r}")
 
 
@@ -179,13 +176,14 @@ class _Runner:
                 raise ValueError(f"{path}: expected one signature, found {list(sigs)}")
             self.runner = self.interpreter.get_signature_runner(next(iter(sigs)))
         self.path = path
-        self._quiet = native_output  # the first call creates the XNNPACK delegate, which logs to stderr
-        self._calls = 0
+        self._first = True  # the first call creates the XNNPACK delegate, which logs to stderr
 
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        if self._calls == 0:
-            self._calls = 1
-            with self._quiet():
+        if self._first:
+            from ..export.runtime import native_output
+
+            self._first = False
+            with native_output():
                 return self.runner(**inputs)
         return self.runner(**inputs)
 
@@ -198,16 +196,17 @@ class TorchIPEM:
 
     name = "torch"
 
-    def __init__(self, model, threads: int = 1) -> None:
+    def __init__(self, model) -> None:
         import torch
 
+        from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD
+
         self.model, self.torch = model.eval(), torch
-        self.threads = threads
         self.input_size = model.config.input_size
         self.heatmap_size = tuple(model.heatmap_size)
         self.num_joints = model.config.num_joints
-        self.mean = np.asarray((0.485, 0.456, 0.406), np.float32) * 255.0
-        self.inv_std = 1.0 / (np.asarray((0.229, 0.224, 0.225), np.float32) * 255.0)
+        self.mean = np.asarray(IMAGENET_MEAN, np.float32) * 255.0
+        self.inv_std = 1.0 / (np.asarray(IMAGENET_STD, np.float32) * 255.0)
 
     def __call__(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from ..functional import soft_argmax_3d
@@ -343,7 +342,7 @@ def make_engines(backend: str, ipem, prm, *, threads: int = 1, ipem_sha: str | N
 
         if threads > 0:
             torch.set_num_threads(threads)
-        return TorchIPEM(ipem, threads), (TorchPRM(prm) if prm is not None else None)
+        return TorchIPEM(ipem), (TorchPRM(prm) if prm is not None else None)
     if backend == "tflite":
         return (TFLiteIPEM(ipem, threads, ipem_sha),
                 TFLitePRM(prm, threads, prm_sha) if prm is not None else None)

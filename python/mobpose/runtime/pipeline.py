@@ -234,7 +234,7 @@ class Pipeline:
             ValueError: not a uint8 (H, W, 3) image, or an empty one. A change of image size starts a
                 new stream.
         """
-        from ..models.decode import decode_pose, process_bbox
+        from ..models.decode import decode_pose
         from .image import crop_person
 
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -266,7 +266,7 @@ class Pipeline:
             self._depth = depth
         if not np.isfinite(xyz).all():
             raise FloatingPointError(f"frame {self.frames}: the IPEM gave non-finite joints (backend {self.backend})")
-        dec = decode_pose(xyz.astype(np.float64), process_bbox(box, w, h), depth, k.astype(np.float64),
+        dec = decode_pose(xyz.astype(np.float64), crop_box, depth, k.astype(np.float64),
                           self.heatmap_size)
         pixels = dec["pixels"][:JOINTS].astype(np.float32)
         pose = dec["root_relative_mm"][:JOINTS].astype(np.float32)
