@@ -87,6 +87,19 @@ def test_evaluate_ipem_decodes_targets_to_ground_truth():
     assert report["mean_pose_mpjpe"] > 50.0
 
 
+def test_lr_separation_tells_hedging_from_telling_sides_apart():
+    from mobpose.skeleton import H36M_17
+    from mobpose.train.ipem_stage import lr_separation
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0, 300, (5, 17, 3))
+    assert lr_separation(gt, gt) == pytest.approx(1.0)
+    assert lr_separation(H36M_17.flip(gt), gt) == pytest.approx(1.0)  # sides swapped, still apart
+    hedged = (gt + gt[:, H36M_17.flip_indices]) / 2  # each pair on its midpoint
+    assert lr_separation(hedged, gt) == pytest.approx(0.0, abs=1e-9)
+    assert lr_separation(gt * 0.5, gt) == pytest.approx(0.5)
+
+
 def test_run_ipem_trains_validates_and_resumes(tmp_path):
     import json
 

@@ -147,9 +147,12 @@ def test_crop_is_the_inference_crop_of_the_full_image(poses):
     warped = cv2.warpAffine(s["image"], s["crop_affine"][:2], (256, 256), flags=cv2.INTER_LINEAR)
     diff = np.abs(warped.astype(int) - s["crop"].astype(int))
     assert diff.mean() < 1.0
-    # the person is drawn where the labels say: the body covers the projected pelvis
-    x, y = s["joints_2d"][0].round().astype(int)
-    assert s["visibility"][0] or not (0 <= x < s["image"].shape[1] and 0 <= y < s["image"].shape[0])
+    # the person is drawn where the labels say: the body's front surface is near its projected torso joints
+    # (the pelvis alone may be hidden by a raised thigh)
+    torso = [0, 7, 8]
+    x, y = s["joints_2d"][torso].round().astype(int).T
+    inside = (0 <= x) & (x < s["image"].shape[1]) & (0 <= y) & (y < s["image"].shape[0])
+    assert s["visibility"][torso].any() or not inside.any()
 
 
 def test_body_covers_every_joint_in_the_render(poses):

@@ -22,8 +22,8 @@ from ..models import create_model
 from .loop import TrainConfig, fit
 
 __all__ = [
-    "IPEMDataConfig", "collate_ipem", "evaluate_ipem", "ipem_eval_set", "ipem_recipe", "predict_mm", "run_ipem",
-    "train_ipem",
+    "IPEMDataConfig", "collate_ipem", "evaluate_ipem", "ipem_eval_set", "ipem_recipe", "lr_separation", "predict_mm",
+    "run_ipem", "train_ipem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,8 +136,9 @@ def predict_mm(model: torch.nn.Module, batch: dict[str, torch.Tensor], flip_test
 
 def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_test: bool = False,
                   joints: int = 17) -> dict[str, float]:
-    """MPJPE and PA-MPJPE (rigid, ConvNeXtPose protocol 1) in mm over the first `joints` joints, and the
-    error of always predicting the mean root-relative pose of the same set (the baseline to beat)."""
+    """MPJPE and PA-MPJPE (rigid, ConvNeXtPose protocol 1) in mm over the first `joints` joints, the
+    error of always predicting the mean root-relative pose of the same set (the baseline to beat), the
+    mean absolute error per camera axis (x, y, z) of both, and :func:`lr_separation`."""
     from ..metrics import mpjpe, pa_mpjpe
 
     preds, gts = [], []
@@ -149,8 +150,26 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
     pred = np.concatenate(preds)[:, :joints]
     gt = np.concatenate(gts)[:, :joints]
     mean_pose = np.broadcast_to(gt.mean(0, keepdims=True), gt.shape)
+    axis, mean_axis = np.abs(pred - gt).mean((0, 1)), np.abs(mean_pose - gt).mean((0, 1))
     return {"mpjpe": float(mpjpe(pred, gt)), "pa_mpjpe": float(pa_mpjpe(pred, gt)),
-            "mean_pose_mpjpe": float(mpjpe(mean_pose, gt)), "samples": int(len(gt))}
+            "mean_pose_mpjpe": float(mpjpe(mean_pose, gt)), "samples": int(len(gt)),
+            "axis_mae": [float(v) for v in axis], "mean_pose_axis_mae": [float(v) for v in mean_axis],
+            "lr_separation": lr_separation(pred, gt)}
+
+
+def lr_separation(pred: np.ndarray, gt: np.ndarray) -> float:
+    """How far apart the prediction puts left and right joints, relative to the truth: the mean over
+    samples and left/right pairs (hips, knees, ankles, shoulders, elbows, wrists) of the predicted
+    distance between the pair, divided by the mean true distance. About 1 when the sides are told
+    apart; near 0 when a network that cannot tell left from right hedges both joints onto their midpoint
+    (the L1-optimal answer to a front/back ambiguity)."""
+    from ..skeleton import H36M_17
+
+    flip = np.asarray(H36M_17.flip_indices)[: pred.shape[1]]
+    side = np.array([j for j in range(len(flip)) if flip[j] > j])
+    sep_pred = np.linalg.norm(pred[:, side] - pred[:, flip[side]], axis=-1).mean()
+    sep_gt = np.linalg.norm(gt[:, side] - gt[:, flip[side]], axis=-1).mean()
+    return float(sep_pred / max(sep_gt, 1e-9))
 
 
 def ipem_eval_set(model: torch.nn.Module, samples: int, seed: int = 0, fps: float = 30.0):

@@ -18,8 +18,8 @@ import numpy as np
 
 __all__ = ["MATERIALS", "BodyShape", "body_spheres", "random_body_shape"]
 
-MATERIALS = ("skin", "hair", "top", "bottom", "shoes", "eyes")
-SKIN, HAIR, TOP, BOTTOM, SHOES, EYES = range(6)
+MATERIALS = ("skin", "hair", "top", "bottom", "shoes", "eyes", "front")
+SKIN, HAIR, TOP, BOTTOM, SHOES, EYES, FRONT = range(7)
 
 _STEP = 0.3  # sphere spacing along a chain, as a fraction of the smaller radius
 
@@ -29,7 +29,10 @@ class BodyShape:
     """Proportions and clothing cut of one synthetic person (radii in mm before `thickness`).
 
     sleeves: 0 sleeveless, 1 short, 2 long. legs: 0 shorts, 1 long trousers. hair: 0 bald, 1 short,
-    2 long. skirt: a cone from the hips to below the knees.
+    2 long. skirt: a cone from the hips to below the knees. front: what only the front of the top shows
+    (0 nothing, 1 a print on the chest, 2 an open jacket's or a shirt's front strip, 3 a bib or apron
+    over the whole front): with the face, the cue that tells a person seen from the front from one seen
+    from behind, so which limb is the left one.
     """
 
     thickness: float = 1.0
@@ -45,6 +48,7 @@ class BodyShape:
     legs: int = 1
     hair: int = 1
     skirt: bool = False
+    front: int = 0
 
 
 def random_body_shape(rng: np.random.Generator) -> BodyShape:
@@ -66,8 +70,9 @@ def random_body_shape(rng: np.random.Generator) -> BodyShape:
         shin=jitter(52.0),
         sleeves=int(rng.choice(3, p=[0.15, 0.35, 0.5])),
         legs=int(rng.choice(2, p=[0.25, 0.75])),
-        hair=int(rng.choice(3, p=[0.15, 0.55, 0.3])),
+        hair=int(rng.choice(3, p=[0.1, 0.55, 0.35])),
         skirt=bool(rng.random() < 0.12),
+        front=int(rng.choice(4, p=[0.15, 0.35, 0.3, 0.2])),
     )
 
 
@@ -124,10 +129,13 @@ def body_spheres(joints: np.ndarray, shape: BodyShape | None = None) -> tuple[np
     fwd = _unit(np.cross(across, up), np.array([0.0, 1.0, 0.0]))
     b = _Builder()
 
-    # torso: rows from the hips to the shoulders, columns across
+    # torso: rows from the hips to the shoulders, columns across, each a front and a back sphere (so the
+    # front of the top can differ from its back: s.front)
     r_t = s.torso_depth * k
     spine = [j[0], j[7], j[8]]
-    for t in np.linspace(0.05, 0.92, 8):
+    front_cols = {0: (), 1: (1, 2), 2: (1, 2), 3: (0, 1, 2, 3)}[s.front]
+    front_rows = {0: (), 1: (4, 5), 2: range(8), 3: range(1, 7)}[s.front]
+    for row, t in enumerate(np.linspace(0.05, 0.92, 8)):
         lo, hi, u = (spine[0], spine[1], t / 0.5) if t < 0.5 else (spine[1], spine[2], (t - 0.5) / 0.5)
         centre = lo + (hi - lo) * u
         left = j[4] + t * (j[11] - j[4])
@@ -137,8 +145,11 @@ def body_spheres(joints: np.ndarray, shape: BodyShape | None = None) -> tuple[np
         belly = s.belly * r_t * np.sin(np.pi * min(t / 0.7, 1.0)) * 0.6
         cols = np.linspace(0.0, 1.0, 4)[:, None]
         lft, rgt = centre + w * (left - centre), centre + w * (right - centre)
-        row = rgt + cols * (lft - rgt) + fwd * belly
-        b.add(row, r_t * (0.95 + 0.1 * np.sin(np.pi * t)), TOP)
+        centres = rgt + cols * (lft - rgt) + fwd * belly
+        r_row = r_t * (0.95 + 0.1 * np.sin(np.pi * t))
+        b.add(centres - 0.2 * r_t * fwd, 0.8 * r_row, TOP)
+        for c in range(4):
+            b.add(centres[c] + 0.2 * r_t * fwd, 0.8 * r_row, FRONT if c in front_cols and row in front_rows else TOP)
     # hips and shoulders
     b.chain(j[1], j[4], s.thigh * k * 1.05, s.thigh * k * 1.05, BOTTOM)
     sleeve_mat = TOP if s.sleeves > 0 else SKIN
@@ -156,7 +167,8 @@ def body_spheres(joints: np.ndarray, shape: BodyShape | None = None) -> tuple[np
     b.add(c_h + 0.92 * r_h * head_fwd - 0.1 * r_h * head_up, 0.16 * r_h, SKIN)  # nose
     head_side = _unit(np.cross(head_up, head_fwd), across)
     for side in (-1.0, 1.0):  # eyes: a cue to which way the face looks
-        b.add(c_h + 0.8 * r_h * head_fwd + 0.1 * r_h * head_up + side * 0.33 * r_h * head_side, 0.14 * r_h, EYES)
+        b.add(c_h + 0.8 * r_h * head_fwd + 0.1 * r_h * head_up + side * 0.33 * r_h * head_side, 0.17 * r_h, EYES)
+    b.add(c_h + 0.86 * r_h * head_fwd - 0.42 * r_h * head_up, 0.15 * r_h, EYES)  # mouth
     if s.hair >= 1:
         b.add(c_h - 0.14 * r_h * head_fwd + 0.12 * r_h * head_up, 1.02 * r_h, HAIR)
     if s.hair == 2:
