@@ -44,7 +44,7 @@ def test_ipem_learns_a_square_position(tmp_path: Path) -> None:
 
 
 def test_collate_and_recipe() -> None:
-    images, targets, masks = collate_ipem(_square_dataset(3))
+    images, targets, masks, facing = collate_ipem(_square_dataset(3))
     assert images.shape == (3, 3, 64, 64) and targets.shape == (3, 18, 3) and masks.shape == (3, 18, 3)
     r = ipem_recipe()
     assert (r.lr, r.weight_decay, r.warmup_epochs, r.min_lr, r.epochs) == (1e-3, 0.1, 5.0, 1e-6, 70)
@@ -178,3 +178,50 @@ def test_run_ipem_init_from_another_softargmax(tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         run_ipem(str(tmp_path / "bad"), model_name="convnextpose_test", data=data, train=train, progress=False,
                  model_kwargs={"head_channels": 8}, init=str(start))
+
+
+def test_facing_yaw_and_classes():
+    """A person facing the camera has forward -Z (yaw pi); facing away, +Z (yaw 0); the sectors follow."""
+    import math
+
+    from mobpose.data.synthetic.scene import facing_yaw
+    from mobpose.train.ipem_stage import facing_classes
+
+    j = np.zeros((18, 3))
+    j[:, 2] = 5000.0
+    j[8, 1] = -500.0  # thorax above the pelvis (camera y points down)
+    j[1, 0], j[4, 0] = -100.0, 100.0  # right hip on the image left, left hip on the image right: facing us
+    assert abs(facing_yaw(j)) == pytest.approx(math.pi)
+    j[1, 0], j[4, 0] = 100.0, -100.0  # seen from behind
+    assert facing_yaw(j) == pytest.approx(0.0)
+    yaws = torch.tensor([0.0, 0.3, 0.5, math.pi / 2, math.pi, -math.pi, -0.5])
+    assert facing_classes(yaws, 8).tolist() == [0, 0, 1, 2, 4, 4, 7]
+
+
+def test_run_ipem_with_a_facing_head_from_a_start_without_one(tmp_path):
+    """--facing-loss: the head is trained next to the coordinates; a start without the head is accepted;
+    asking for the loss without the head is an error."""
+    from mobpose.pretrained import model_from_file
+    from mobpose.train.ipem_stage import IPEMDataConfig, ipem_recipe, run_ipem
+
+    data = IPEMDataConfig(samples_per_epoch=4, eval_samples=2, workers=0)
+    run_ipem(str(tmp_path / "plain"), model_name="convnextpose_test", data=data, train=ipem_recipe(1, 4),
+             progress=False)
+    run_ipem(str(tmp_path / "facing"), model_name="convnextpose_test", data=data, train=ipem_recipe(1, 4),
+             progress=False, model_kwargs={"facing_bins": 8}, facing_loss=1.0, heatmap_loss=0.5,
+             init=str(tmp_path / "plain" / "last.safetensors"))
+    model = model_from_file(str(tmp_path / "facing" / "last.safetensors"))
+    heatmaps, facing = model.forward_train(torch.zeros(2, 3, 64, 64))
+    assert facing.shape == (2, 8) and heatmaps.shape[:2] == (2, 18)
+    from mobpose.train.ipem_stage import evaluate_ipem, ipem_eval_set
+
+    assert 0.0 <= evaluate_ipem(model, ipem_eval_set(model, 4))["facing_accuracy"] <= 1.0
+    assert model_from_file(str(tmp_path / "plain" / "last.safetensors")).forward_train(
+        torch.zeros(1, 3, 64, 64))[1] is None
+    from mobpose.models import create_model
+
+    with pytest.raises(ValueError, match="facing_bins"):
+        create_model("convnextpose_test", facing_bins=-1)
+    with pytest.raises(ValueError, match="facing head"):
+        run_ipem(str(tmp_path / "bad"), model_name="convnextpose_test", data=data, train=ipem_recipe(1, 4),
+                 progress=False, facing_loss=1.0)

@@ -85,6 +85,10 @@ def _add_train(sub) -> None:
     ipem.add_argument("--heatmap-loss", type=float, default=0.0,
                       help="weight of an auxiliary cross-entropy of the heatmap marginals against Gaussians at "
                            "the targets (speeds up training from scratch; 0 = L1 only, the published loss)")
+    ipem.add_argument("--facing-loss", type=float, default=0.0,
+                      help="weight of an auxiliary cross-entropy of a facing head (8 sectors of the person's "
+                           "yaw to the camera) on the pooled backbone features: teaches which way the person "
+                           "faces, which tells the left limbs from the right (0 = off)")
     ipem.add_argument("--warmup-epochs", type=float, default=-1.0,
                       help="linear warm-up epochs (-1: the recipe's, min(5, epochs/4))")
     ipem.add_argument("--input-size", type=int, default=0,
@@ -207,8 +211,9 @@ def _train(args) -> int:
             train = replace(train, warmup_epochs=args.warmup_epochs)
         summary = run_ipem(args.out, model_name=args.model, softargmax=args.softargmax, data=data, train=train,
                            model_kwargs={"logit_scale": args.logit_scale,
-                                         **({"input_size": args.input_size} if args.input_size else {})},
-                           init=args.init, heatmap_loss=args.heatmap_loss)
+                                         **({"input_size": args.input_size} if args.input_size else {}),
+                                         **({"facing_bins": 8} if args.facing_loss else {})},
+                           init=args.init, heatmap_loss=args.heatmap_loss, facing_loss=args.facing_loss)
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig

@@ -74,6 +74,10 @@ class ConvNeXtPoseConfig:
         logit_scale: constant factor on the heatmap logits (foldable into the final conv). The Taylor
             soft-argmax needs peak logits of order 10^2 over 32^3 bins (DESIGN.md section 3); a factor
             of about 16 lets training reach them at the usual learning rate. 1 = the published model.
+        facing_bins: 0 (published), or the sectors of a training-only auxiliary head that classifies
+            which way the person faces (yaw in the camera's X-Z plane) from the pooled backbone
+            features: a dense signal for the cue that tells left limbs from right ones (mobpose's
+            addition; unused at inference and by the exports).
     """
 
     depths: tuple[int, ...] = (2, 2, 6, 2)
@@ -88,6 +92,7 @@ class ConvNeXtPoseConfig:
     input_size: int = 256
     align_corners: bool = True
     logit_scale: float = 1.0
+    facing_bins: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
@@ -107,6 +112,8 @@ class ConvNeXtPoseConfig:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
         if self.softargmax_mode not in SOFT_ARGMAX_MODES:
             raise ValueError(f"softargmax_mode must be one of {SOFT_ARGMAX_MODES}, got {self.softargmax_mode!r}")
+        if self.facing_bins < 0:
+            raise ValueError(f"facing_bins must be >= 0, got {self.facing_bins}")
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
 
@@ -217,6 +224,7 @@ class ConvNeXtPose(nn.Module):
             *(HeadLayer(chans[i], chans[i + 1], i < cfg.upsamples, cfg.align_corners) for i in range(cfg.head_layers))
         )
         self.final = nn.Conv2d(cfg.head_channels, cfg.num_joints * cfg.depth_bins, 1)
+        self.facing = nn.Linear(dims[-1], cfg.facing_bins) if cfg.facing_bins else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -276,11 +284,21 @@ class ConvNeXtPose(nn.Module):
             ValueError: if `images` is not a finite float tensor of that shape.
         """
         self._check_images(images)
-        x = self.final(self.head(self.forward_features(images)))
+        return self._heatmaps(self.forward_features(images))
+
+    def _heatmaps(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.final(self.head(features))
         if self.config.logit_scale != 1.0:
             x = x * self.config.logit_scale
         b, _, h, w = x.shape
         return x.reshape(b, self.config.num_joints, self.config.depth_bins, h, w)
+
+    def forward_train(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(heatmap logits (B, J, D, H, W), facing logits (B, facing_bins) or None) from one backbone pass."""
+        self._check_images(images)
+        features = self.forward_features(images)
+        facing = self.facing(features.mean(dim=(2, 3))) if self.facing is not None else None
+        return self._heatmaps(features), facing
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Joint coordinates.

@@ -11,6 +11,7 @@ augmentations live in mobpose.data; this module is the recipe around `loop.fit`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -22,8 +23,8 @@ from ..models import create_model
 from .loop import TrainConfig, fit
 
 __all__ = [
-    "IPEMDataConfig", "collate_ipem", "evaluate_ipem", "ipem_eval_set", "ipem_recipe", "lr_separation", "predict_mm",
-    "run_ipem", "train_ipem",
+    "IPEMDataConfig", "collate_ipem", "evaluate_ipem", "facing_classes", "ipem_eval_set", "ipem_recipe",
+    "lr_separation", "predict_mm", "run_ipem", "train_ipem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -35,14 +36,23 @@ def ipem_recipe(epochs: int = 70, batch_size: int = 32) -> TrainConfig:
                        warmup_epochs=min(5.0, epochs / 4), min_lr=1e-6)
 
 
-def collate_ipem(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Stacks samples into (images (B, 3, S, S), targets (B, J, 3), masks (B, J, 3) or None)."""
+def collate_ipem(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Stacks samples into (images (B, 3, S, S), targets (B, J, 3), masks (B, J, 3) or None, facing yaws (B,)
+    radians or None)."""
     images = torch.stack([torch.as_tensor(i["image"], dtype=torch.float32) for i in items])
     targets = torch.stack([torch.as_tensor(i["target"], dtype=torch.float32) for i in items])
-    masks = None
+    masks = facing = None
     if "mask" in items[0]:
         masks = torch.stack([torch.as_tensor(i["mask"], dtype=torch.float32) for i in items])
-    return images, targets, masks
+    if "facing" in items[0]:
+        facing = torch.stack([torch.as_tensor(i["facing"], dtype=torch.float32) for i in items])
+    return images, targets, masks, facing
+
+
+def facing_classes(yaw: torch.Tensor, bins: int) -> torch.Tensor:
+    """Yaw angles (radians) -> sector indices in [0, bins), sector 0 centred on yaw 0 (facing away)."""
+    turns = torch.remainder(yaw / (2 * math.pi) + 0.5 / bins, 1.0)
+    return torch.clamp((turns * bins).long(), max=bins - 1)
 
 
 def train_ipem(
@@ -58,11 +68,15 @@ def train_ipem(
     progress: bool = True,
     init: str | None = None,
     heatmap_loss: float = 0.0,
+    facing_loss: float = 0.0,
 ) -> dict:
     """Trains an IPEM on `dataset` (resumable in `out_dir`); returns the loop's summary.
 
     `heatmap_loss`: weight of the auxiliary losses.heatmap_marginal_ce next to the L1 coordinate loss
     (0: the published recipe, L1 only).
+
+    `facing_loss`: weight of the cross-entropy of the model's facing head (config.facing_bins > 0) against
+    the sector of the items' ``facing`` yaw (0: no facing loss).
 
     `init`: start from this checkpoint's weights (same architecture; the soft-argmax mode and the
     logit scale may differ: e.g. a Taylor fine-tune of a network trained with the exact softmax)."""
@@ -71,23 +85,36 @@ def train_ipem(
         from ..pretrained import model_from_file
 
         start = model_from_file(init)
-        try:
-            model.load_state_dict(start.state_dict())
+        try:  # a facing head the start has not got begins from its initialisation
+            missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+            if unexpected or any(not k.startswith("facing.") for k in missing):
+                raise RuntimeError(f"missing {missing}, unexpected {unexpected}")
         except RuntimeError as exc:
             raise ValueError(f"--init {init}: its weights do not fit {model_name}: {exc}") from exc
         logger.info("initialised from %s", init)
     train = train or ipem_recipe()
 
+    bins = getattr(getattr(model, "config", None), "facing_bins", 0)
+    if facing_loss and not bins:
+        raise ValueError("facing_loss needs a model with a facing head (config facing_bins > 0)")
+
     def loss_fn(net, batch):
-        images, targets, masks = batch
-        if not heatmap_loss:
+        images, targets, masks, facing = batch
+        if not heatmap_loss and not facing_loss:
             return l1_coordinate_loss(net(images), targets, masks)
         from ..functional import soft_argmax_3d
         from ..losses import heatmap_marginal_ce
 
-        logits = net.forward_heatmaps(images)
+        logits, facing_logits = net.forward_train(images)
         coords = soft_argmax_3d(logits, net.softargmax_mode, backend="torch")
-        return l1_coordinate_loss(coords, targets, masks) + heatmap_loss * heatmap_marginal_ce(logits, targets, masks)
+        loss = l1_coordinate_loss(coords, targets, masks)
+        if heatmap_loss:
+            loss = loss + heatmap_loss * heatmap_marginal_ce(logits, targets, masks)
+        if facing_loss:
+            if facing is None:
+                raise ValueError("facing_loss needs items with a 'facing' yaw")
+            loss = loss + facing_loss * torch.nn.functional.cross_entropy(facing_logits, facing_classes(facing, bins))
+        return loss
 
     return fit(
         model, model_name=model_name, model_config=_jsonable(asdict(model.config)), dataset=dataset,
@@ -138,15 +165,21 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
                   joints: int = 17) -> dict[str, float]:
     """MPJPE and PA-MPJPE (rigid, ConvNeXtPose protocol 1) in mm over the first `joints` joints, the
     error of always predicting the mean root-relative pose of the same set (the baseline to beat), the
-    mean absolute error per camera axis (x, y, z) of both, and :func:`lr_separation`."""
+    mean absolute error per camera axis (x, y, z) of both, :func:`lr_separation`, and with a facing head
+    (config.facing_bins) the accuracy of its sector."""
     from ..metrics import mpjpe, pa_mpjpe
 
-    preds, gts = [], []
+    bins = getattr(getattr(model, "config", None), "facing_bins", 0)
+    preds, gts, facing_hits = [], [], []
     for start in range(0, len(dataset), batch_size):
         batch = collate_labelled([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         preds.append(predict_mm(model, batch, flip_test).numpy())
         gt = batch["joints_cam"].numpy()
         gts.append(gt - gt[:, :1])
+        if bins and "facing" in batch:
+            with torch.no_grad():
+                guess = model.forward_train(batch["image"])[1].argmax(-1)
+            facing_hits.append((guess == facing_classes(batch["facing"], bins)).numpy())
     pred = np.concatenate(preds)[:, :joints]
     gt = np.concatenate(gts)[:, :joints]
     mean_pose = np.broadcast_to(gt.mean(0, keepdims=True), gt.shape)
@@ -154,7 +187,8 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
     return {"mpjpe": float(mpjpe(pred, gt)), "pa_mpjpe": float(pa_mpjpe(pred, gt)),
             "mean_pose_mpjpe": float(mpjpe(mean_pose, gt)), "samples": int(len(gt)),
             "axis_mae": [float(v) for v in axis], "mean_pose_axis_mae": [float(v) for v in mean_axis],
-            "lr_separation": lr_separation(pred, gt)}
+            "lr_separation": lr_separation(pred, gt),
+            **({"facing_accuracy": float(np.concatenate(facing_hits).mean())} if facing_hits else {})}
 
 
 def lr_separation(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -195,6 +229,7 @@ def run_ipem(
     model_kwargs: dict | None = None,
     init: str | None = None,
     heatmap_loss: float = 0.0,
+    facing_loss: float = 0.0,
 ) -> dict:
     """Stage 1 on the synthetic engine: trains on renders of the CMU train split, validates each epoch
     on fixed renders of the held-out test split (MPJPE picks best.safetensors). Resumable."""
@@ -216,8 +251,8 @@ def run_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
         run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax, "init": init or "",
-                  "heatmap_loss": heatmap_loss},
-        progress=progress, init=init, heatmap_loss=heatmap_loss,
+                  "heatmap_loss": heatmap_loss, "facing_loss": facing_loss},
+        progress=progress, init=init, heatmap_loss=heatmap_loss, facing_loss=facing_loss,
     )
 
 

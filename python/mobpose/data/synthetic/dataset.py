@@ -38,8 +38,8 @@ class SyntheticPoseDataset(Dataset):
     """Renders one IPEM sample per item.
 
     Items are dicts of tensors: ``image`` (3, S, S) float32 normalised, ``target`` (18, 3), ``mask``
-    (18, 3); with ``with_labels`` also ``joints_cam`` (18, 3) mm, ``crop_box`` (4,), ``root_depth``,
-    ``intrinsics`` (9,) to decode predictions to millimetres.
+    (18, 3), ``facing`` (scene.facing_yaw, radians); with ``with_labels`` also ``joints_cam`` (18, 3) mm,
+    ``crop_box`` (4,), ``root_depth``, ``intrinsics`` (9,) to decode predictions to millimetres.
 
     Args:
         poses: (N, 17, 3) world poses (see :func:`pose_pool`).
@@ -89,6 +89,7 @@ class SyntheticPoseDataset(Dataset):
             "image": torch.from_numpy(normalise_crop(s["crop"])),
             "target": torch.from_numpy(s["target"]),
             "mask": torch.from_numpy(s["mask"]),
+            "facing": torch.tensor(float(s["facing"])),
         }
         if self.with_labels:
             for k in ("joints_cam", "crop_box", "intrinsics"):

@@ -30,7 +30,10 @@ from ..synthetic_cameras import Camera, look_at
 from .appearance import Appearance, background, random_appearance, shade
 from .body import BodyShape, body_spheres, random_body_shape
 
-__all__ = ["EngineConfig", "Person", "crop_affine", "make_sample", "make_scene", "sample_person", "sequence_frames"]
+__all__ = [
+    "EngineConfig", "Person", "crop_affine", "facing_yaw", "make_sample", "make_scene", "sample_person",
+    "sequence_frames",
+]
 
 _VISIBLE_TOL_MM = 130.0  # a joint is seen if the nearest surface at its pixel is at most this far in front
 
@@ -140,6 +143,15 @@ def _box_of_spheres(spheres_cam: np.ndarray, k: np.ndarray) -> np.ndarray:
     rv = k[1, 1] * spheres_cam[:, 3] / z
     x0, x1, y0, y1 = (u - ru).min(), (u + ru).max(), (v - rv).min(), (v + rv).max()
     return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def facing_yaw(joints_cam: np.ndarray) -> float:
+    """Which way the person faces, as seen by the camera: the yaw (radians, in (-pi, pi]) of the body's
+    forward direction in the camera's X-Z plane; 0 = facing away from the camera (forward = +Z), +-pi =
+    facing it. Forward = (right hip -> left hip) x (pelvis -> thorax), as the body model builds it."""
+    j = np.asarray(joints_cam, dtype=np.float64)
+    fwd = np.cross(j[4] - j[1], j[8] - j[0])
+    return float(math.atan2(fwd[0], fwd[2]))
 
 
 def crop_affine(box: np.ndarray, size: int, scale: float = 1.0, rot_deg: float = 0.0,
@@ -351,6 +363,7 @@ def make_sample(
         "root_depth": np.float32(root_depth),
         "intrinsics": camera.intrinsics.astype(np.float32),
         "image_size": np.array([camera.width, camera.height], np.int32),
+        "facing": np.float32(facing_yaw(joints_cam)),
     }
     if full is not None:
         sample["image"] = _finish(rng, full, EngineConfig(**{**config.__dict__, "augment": False}))
