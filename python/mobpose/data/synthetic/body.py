@@ -104,6 +104,15 @@ class _Builder:
         return spheres.astype(np.float32), np.concatenate(self.materials)
 
 
+def body_axes(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit (up, across, forward) of a body in the frame of `joints` (17 or 18, 3): up = pelvis -> thorax,
+    across = right hip -> left hip, forward = across x up (where the face, the toes and the front of the
+    top point; fallbacks for degenerate poses)."""
+    up = _unit(joints[8] - joints[0], np.array([0.0, 0.0, 1.0]))
+    across = _unit(joints[4] - joints[1], np.array([1.0, 0.0, 0.0]))
+    return up, across, _unit(np.cross(across, up), np.array([0.0, 1.0, 0.0]))
+
+
 def body_spheres(joints: np.ndarray, shape: BodyShape | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The spheres of one body in the pose `joints`.
 
@@ -124,9 +133,7 @@ def body_spheres(joints: np.ndarray, shape: BodyShape | None = None) -> tuple[np
         raise ValueError("joints must be finite")
     s = shape or BodyShape()
     k = s.thickness
-    up = _unit(j[8] - j[0], np.array([0.0, 0.0, 1.0]))
-    across = _unit(j[4] - j[1], np.array([1.0, 0.0, 0.0]))  # right -> left
-    fwd = _unit(np.cross(across, up), np.array([0.0, 1.0, 0.0]))
+    up, across, fwd = body_axes(j)
     b = _Builder()
 
     # torso: rows from the hips to the shoulders, columns across, each a front and a back sphere (so the

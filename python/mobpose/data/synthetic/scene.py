@@ -28,7 +28,7 @@ from ...skeleton import H36M_17, add_shoulder_midpoint
 from ..augment import random_bone_scale, random_global_scale
 from ..synthetic_cameras import Camera, look_at
 from .appearance import Appearance, background, random_appearance, shade
-from .body import BodyShape, body_spheres, random_body_shape
+from .body import BodyShape, body_axes, body_spheres, random_body_shape
 
 __all__ = [
     "EngineConfig", "Person", "crop_affine", "facing_yaw", "make_sample", "make_scene", "sample_person",
@@ -148,9 +148,8 @@ def _box_of_spheres(spheres_cam: np.ndarray, k: np.ndarray) -> np.ndarray:
 def facing_yaw(joints_cam: np.ndarray) -> float:
     """Which way the person faces, as seen by the camera: the yaw (radians, in (-pi, pi]) of the body's
     forward direction in the camera's X-Z plane; 0 = facing away from the camera (forward = +Z), +-pi =
-    facing it. Forward = (right hip -> left hip) x (pelvis -> thorax), as the body model builds it."""
-    j = np.asarray(joints_cam, dtype=np.float64)
-    fwd = np.cross(j[4] - j[1], j[8] - j[0])
+    facing it. Forward as the body model builds it (body.body_axes)."""
+    fwd = body_axes(np.asarray(joints_cam, dtype=np.float64))[2]
     return float(math.atan2(fwd[0], fwd[2]))
 
 
