@@ -120,6 +120,22 @@ def test_fp16_export_loads_as_float32(trained, tmp_path: Path) -> None:
     assert (_perturbed(name, seed=1)(x) - ref).abs().max() > tol  # the tolerance tells other weights apart
 
 
+@torch.no_grad()
+def test_export_leaves_out_the_training_only_facing_head(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("convnextpose_test", facing_bins=8).eval()
+    src = _training_checkpoint(tmp_path / "last.safetensors", "convnextpose_test", model)
+    path = pretrained.export_weights(src, "faced", weights_dir=tmp_path / "w")
+    tensors, meta = ck.load(path)
+    assert meta["config"]["facing_bins"] == 0
+    assert not any(k.startswith("facing.") for k in tensors) and any(k.startswith("facing.") for k in
+                                                                         model.state_dict())
+    loaded = pretrained.load_model("faced", weights_dir=tmp_path / "w")
+    assert loaded.facing is None
+    x = _input("convnextpose_test")
+    assert torch.equal(loaded(x), model(x))  # the head never touches the poses
+
+
 def test_softargmax_override(shipped) -> None:
     folder, _, _ = shipped
     model = pretrained.load_model("tiny", softargmax="exact", weights_dir=folder)

@@ -317,6 +317,15 @@ def _write_manifest(weights_dir: Path, manifest: dict[str, Any]) -> None:
         raise
 
 
+def _without_training_heads(config: Any, state: dict[str, torch.Tensor]) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Drops heads that only training uses (the IPEM's auxiliary facing classifier, `facing_bins`) from a
+    model's config and state: inference never runs them, so shipped weights do not carry them."""
+    if isinstance(config, dict) and config.get("facing_bins"):
+        config = {**config, "facing_bins": 0}
+        state = {k: v for k, v in state.items() if not k.startswith("facing.")}
+    return config, state
+
+
 def export_weights(
     checkpoint_path: str | os.PathLike,
     name: str,
@@ -330,7 +339,8 @@ def export_weights(
     """Writes the model of a checkpoint as `NAME.safetensors` in `weights_dir` and records it in the manifest.
 
     The file is a kind 'weights' checkpoint holding only the model tensors (loaded strictly into the
-    rebuilt model first, so it is known to load), with the model name and config; the manifest entry
+    rebuilt model first, so it is known to load), with the model name and config; training-only heads (the
+    IPEM's facing classifier) are left out. The manifest entry
     (file sha256, bytes, model, description, card, dtype, metrics) is replaced atomically.
 
     Args:
@@ -355,13 +365,14 @@ def export_weights(
     manifest = read_manifest(folder)
     tensors, meta = ck.load(checkpoint_path)
     model = model_from_checkpoint(tensors, meta, source=str(checkpoint_path))
-    state = {k: v.to(cast) if cast is not None and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    config, state = _without_training_heads(meta["config"], model.state_dict())
+    state = {k: v.to(cast) if cast is not None and v.is_floating_point() else v for k, v in state.items()}
     floating = {str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()}
     stored = "/".join(sorted(floating))
     training = meta["training"] or {}
     provenance = {"source_sha256": meta["sha256"], "dtype": stored,
                   **{k: training[k] for k in ("epoch", "step", "run") if k in training}}
-    path = ck.save(folder / f"{name}.safetensors", state, model=meta["model"], config=meta["config"], kind="weights",
+    path = ck.save(folder / f"{name}.safetensors", state, model=meta["model"], config=config, kind="weights",
                    training={"exported_from": provenance})
     manifest["models"][name] = {
         "file": path.name,
