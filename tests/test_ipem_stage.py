@@ -213,9 +213,15 @@ def test_run_ipem_with_a_facing_head_from_a_start_without_one(tmp_path):
     model = model_from_file(str(tmp_path / "facing" / "last.safetensors"))
     heatmaps, facing = model.forward_train(torch.zeros(2, 3, 64, 64))
     assert facing.shape == (2, 8) and heatmaps.shape[:2] == (2, 18)
-    from mobpose.train.ipem_stage import evaluate_ipem, ipem_eval_set
+    from mobpose.train.ipem_stage import collate_labelled, evaluate_ipem, facing_classes, ipem_eval_set
 
-    assert 0.0 <= evaluate_ipem(model, ipem_eval_set(model, 4))["facing_accuracy"] <= 1.0
+    evalset = ipem_eval_set(model, 6)
+    batch = collate_labelled([evalset[i] for i in range(6)])
+    with torch.no_grad():
+        hits = model.forward_train(batch["image"])[1].argmax(-1) == facing_classes(batch["facing"], 8)
+    for flip in (False, True):  # the head reads the unflipped pass's features, in batches of 4 + 2
+        got = evaluate_ipem(model, evalset, batch_size=4, flip_test=flip)["facing_accuracy"]
+        assert got == pytest.approx(hits.float().mean().item())
     assert model_from_file(str(tmp_path / "plain" / "last.safetensors")).forward_train(
         torch.zeros(1, 3, 64, 64))[1] is None
     from mobpose.models import create_model

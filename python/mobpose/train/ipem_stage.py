@@ -170,16 +170,23 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
     from ..metrics import mpjpe, pa_mpjpe
 
     bins = getattr(getattr(model, "config", None), "facing_bins", 0)
-    preds, gts, facing_hits = [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = collate_labelled([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        preds.append(predict_mm(model, batch, flip_test).numpy())
-        gt = batch["joints_cam"].numpy()
-        gts.append(gt - gt[:, :1])
-        if bins and "facing" in batch:
-            with torch.no_grad():
-                guess = model.forward_train(batch["image"])[1].argmax(-1)
-            facing_hits.append((guess == facing_classes(batch["facing"], bins)).numpy())
+    preds, gts, facing_hits, features = [], [], [], []
+    # the facing head reads the backbone features of the pose pass (the first, unflipped one of a batch)
+    hook = model.norm.register_forward_hook(lambda _m, _i, out: features.append(out)) if bins else None
+    try:
+        for start in range(0, len(dataset), batch_size):
+            batch = collate_labelled([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            features.clear()
+            preds.append(predict_mm(model, batch, flip_test).numpy())
+            gt = batch["joints_cam"].numpy()
+            gts.append(gt - gt[:, :1])
+            if bins and "facing" in batch:
+                with torch.no_grad():
+                    guess = model.facing(features[0].mean(dim=(2, 3))).argmax(-1)
+                facing_hits.append((guess == facing_classes(batch["facing"], bins)).numpy())
+    finally:
+        if hook is not None:
+            hook.remove()
     pred = np.concatenate(preds)[:, :joints]
     gt = np.concatenate(gts)[:, :joints]
     mean_pose = np.broadcast_to(gt.mean(0, keepdims=True), gt.shape)
