@@ -93,8 +93,8 @@ def test_shipped_model_exports_and_reproduces_the_fixture(case, tmp_path):
     from mobpose.export.runtime import run_cpu
 
     model, inputs, outputs = _load(case)
-    max_logit = float(outputs["logit_range"][1]) * 1.5 if "logit_range" in outputs else 1000.0
-    info = export_tflite(case, tmp_path / f"{case}.tflite", max_logit=max_logit)
+    lo, hi = (1.5 * float(v) for v in outputs["logit_range"]) if "logit_range" in outputs else (-1.0, 1000.0)
+    info = export_tflite(case, tmp_path / f"{case}.tflite", max_logit=hi, min_logit=min(lo, -1.0))
     assert info["check"]["ok"]
     _compare(model, run_cpu(info["path"], inputs, threads=2), outputs, "tflite_cpu", shipped=True)
     # the real GPU engine in its default fp16: the shipped model's own logits through the Taylor sums
@@ -112,14 +112,15 @@ def test_shipped_model_exports_and_reproduces_the_fixture(case, tmp_path):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.startswith("ipem")])
 def test_taylor_soft_argmax_in_fp16_has_headroom_for_the_measured_logits(case):
-    """The Taylor sums in fp16, with the prescale export uses for 1.5x the largest logit measured on the
+    """The Taylor sums in fp16, with the prescale export uses for 1.5x the logit range measured on the
     fixture, on the model's own heatmaps and on a worst case (64 bins at the largest logit, the rest at
-    the smallest): finite and within the fp16 tolerance of the float32 result."""
+    the smallest: the Taylor weight grows again below -1): finite and within the fp16 tolerance of the
+    float32 result."""
     from mobpose.export.forms import IPEMGpu, soft_argmax_gpu, taylor_prescale
 
     model, inputs, outputs = _load(case)
     lo, hi = (float(v) for v in outputs["logit_range"])
-    form = IPEMGpu(model, max_logit=1.5 * hi).eval()
+    form = IPEMGpu(model, max_logit=1.5 * hi, min_logit=1.5 * lo).eval()
     with torch.no_grad():
         flat = form.heatmaps_flat(torch.from_numpy(inputs["image"]))
     assert float(flat.max()) <= 1.5 * hi
@@ -129,9 +130,9 @@ def test_taylor_soft_argmax_in_fp16_has_headroom_for_the_measured_logits(case):
     family = "ipem" if case in TEST_CASES else "ipem_shipped"
     assert_chain(half.float().permute(0, 2, 1).reshape(1, j * 3), outputs["joints"], family, "gpu_fp16")
     v = flat.shape[1]
-    worst = torch.full((1, v, 1), lo)
+    worst = torch.full((1, v, 1), min(1.5 * lo, -1.0))
     worst[0, :64, 0] = 1.5 * hi
-    s = torch.full((1, 1, 1), taylor_prescale(1.5 * hi, v))
+    s = torch.full((1, 1, 1), taylor_prescale(1.5 * hi, v, 1.5 * lo))
     xyz, _ = soft_argmax_gpu(worst.half(), form.grid.half(), form.extent.half(), form.mode, s.half())
     assert torch.isfinite(xyz).all()
 

@@ -319,6 +319,8 @@ def _add_export(sub) -> None:
     ex.add_argument("--fp16", action="store_true", help="float16 weights (half the size)")
     ex.add_argument("--max-logit", type=float, default=1000.0,
                     help="largest heatmap logit of the IPEM (sets the fp16-safe Taylor prescale)")
+    ex.add_argument("--min-logit", type=float, default=-1.0,
+                    help="smallest heatmap logit of the IPEM (the Taylor weight grows again below -1)")
     ex.add_argument("--prm", default=None,
                     help="with an IPEM: export the streaming step (IPEM + decoding + this causal PRM) as one graph")
 
@@ -329,9 +331,11 @@ def _export(args) -> int:
     if args.prm:
         from .export import export_step
 
-        info = export_step(args.model, args.prm, args.out, fp16=args.fp16, max_logit=args.max_logit)
+        info = export_step(args.model, args.prm, args.out, fp16=args.fp16, max_logit=args.max_logit,
+                           min_logit=args.min_logit)
     else:
-        info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit)
+        info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit,
+                             min_logit=args.min_logit)
     rep = info["check"]
     print(json.dumps({"out": info["path"], "bytes": info["bytes"], "signature": info["signature"],
                       "gpu_check_ok": rep["ok"], "ops": rep["ops"], "max_rank": rep["max_rank"]}))

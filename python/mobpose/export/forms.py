@@ -23,15 +23,20 @@ from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 __all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "StepGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
 
 
-def taylor_prescale(max_logit: float, bins: int) -> float:
+def taylor_prescale(max_logit: float, bins: int, min_logit: float = -1.0) -> float:
     """The factor s of the fp16-safe Taylor form: p is proportional to ((x + 1) s)^2 + s^2.
 
     Chosen so that the sum over `bins` bins stays below 2^14 (fp16 max is 65504) when the peak logit is
-    `max_logit` and a few dozen bins sit near it, and the floor s^2 of a bin stays a normal fp16 number.
+    `max_logit` and a few dozen bins sit near it while every other bin may sit at `min_logit` (the Taylor
+    weight grows again below x = -1, so very negative logits weigh like large ones), and the floor s^2 of
+    a bin stays a normal fp16 number.
     """
-    if not (max_logit > 0 and math.isfinite(max_logit)) or bins < 1:
-        raise ValueError(f"need a positive finite max_logit and bins >= 1, got {max_logit}, {bins}")
-    peak_mass = 64.0 * (max_logit + 1.0) ** 2 + 2.0 * bins  # 64 bins at the peak plus the floor of all bins
+    if not (max_logit > 0 and math.isfinite(max_logit)) or bins < 1 or not math.isfinite(min_logit):
+        raise ValueError(f"need a positive finite max_logit, a finite min_logit and bins >= 1, got {max_logit}, "
+                         f"{min_logit}, {bins}")
+    low = min(min_logit + 1.0, 0.0) ** 2  # ((x + 1))^2 of the lowest logit, 0 if it is above -1
+    # 64 bins at the peak, every bin at the lowest logit, plus the floor of all bins
+    peak_mass = 64.0 * (max_logit + 1.0) ** 2 + bins * (low + 2.0)
     s = math.sqrt(2.0**14 / peak_mass)
     return float(min(max(s, 2.0**-6), 1.0))
 
@@ -88,9 +93,11 @@ class IPEMGpu(nn.Module):
         mode: 'taylor', 'taylor_clamped' or 'exact'.
         max_logit: the largest heatmap logit to expect (measured on the model's outputs); sets the
             fp16 prescale of the Taylor form.
+        min_logit: the smallest heatmap logit to expect (only matters below -1: see taylor_prescale).
     """
 
-    def __init__(self, model: ConvNeXtPose, mode: str | None = None, max_logit: float = 1000.0) -> None:
+    def __init__(self, model: ConvNeXtPose, mode: str | None = None, max_logit: float = 1000.0,
+                 min_logit: float = -1.0) -> None:
         super().__init__()
         import copy
 
@@ -104,7 +111,7 @@ class IPEMGpu(nn.Module):
         with torch.no_grad():  # fold the logit scale into the final conv
             self.final.weight.mul_(cfg.logit_scale)
             self.final.bias.mul_(cfg.logit_scale)
-        s = taylor_prescale(max_logit, self.depth * self.height * self.width)
+        s = taylor_prescale(max_logit, self.depth * self.height * self.width, min_logit)
         self.register_buffer("prescale", torch.full((1, 1, 1), s))
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
@@ -332,11 +339,11 @@ class StepGpu(nn.Module):
     every elementwise op on (1, J) operands.
     """
 
-    def __init__(self, ipem: ConvNeXtPose, prm, max_logit: float = 1000.0) -> None:
+    def __init__(self, ipem: ConvNeXtPose, prm, max_logit: float = 1000.0, min_logit: float = -1.0) -> None:
         super().__init__()
         if not prm.config.causal:
             raise ValueError("the streaming step needs a causal PRM")
-        self.ipem = IPEMGpu(ipem, max_logit=max_logit)
+        self.ipem = IPEMGpu(ipem, max_logit=max_logit, min_logit=min_logit)
         self.prm = PRMGpu(prm)
         self.j = ipem.config.num_joints
         self.jp = prm.config.num_joints

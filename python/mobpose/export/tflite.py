@@ -84,7 +84,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
-                  check: bool = True) -> dict:
+                  min_logit: float = -1.0, check: bool = True) -> dict:
     """Exports an IPEM (ConvNeXtPose), a PRM or a VideoPose3D lifter to a .tflite file that runs on the
     mobile GPU delegate.
 
@@ -97,6 +97,7 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
         out: the .tflite file to write.
         fp16: store the weights as float16 (half the size; the GPU computes in fp16 by default anyway).
         max_logit: the largest heatmap logit the IPEM produces (sets the fp16 prescale of the Taylor form).
+        min_logit: the smallest heatmap logit the IPEM produces (matters for the prescale below -1).
         check: raise GpuCompatError when the written file breaks a GPU-delegate rule.
 
     Returns:
@@ -119,7 +120,7 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
     out = Path(out)
     gen = torch.Generator().manual_seed(0)
     if isinstance(model, ConvNeXtPose):
-        form = IPEMGpu(model, max_logit=max_logit)
+        form = IPEMGpu(model, max_logit=max_logit, min_logit=min_logit)
         s = model.config.input_size
         inputs = {"image": torch.rand(1, s, s, 3, generator=gen) * 255}
         d, h, w = model.heatmap_size
@@ -182,12 +183,12 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
 
 
 def export_step(ipem, prm, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
-                check: bool = True) -> dict:
+                min_logit: float = -1.0, check: bool = True) -> dict:
     """Exports the streaming step, IPEM + decoding + causal PRM, as one graph (forms.StepGpu).
 
     Args:
         ipem, prm: modules or shipped names / checkpoint paths (the PRM must be causal).
-        out, fp16, max_logit, check: as :func:`export_tflite`.
+        out, fp16, max_logit, min_logit, check: as :func:`export_tflite`.
 
     Returns:
         {'path', 'bytes', 'signature', 'metadata', 'check'}.
@@ -201,7 +202,7 @@ def export_step(ipem, prm, out: str | os.PathLike, *, fp16: bool = False, max_lo
 
         ipem = load_model(str(ipem)) if isinstance(ipem, str | os.PathLike) else ipem
         prm = load_model(str(prm)) if isinstance(prm, str | os.PathLike) else prm
-    form = StepGpu(ipem.eval(), prm.eval(), max_logit=max_logit)
+    form = StepGpu(ipem.eval(), prm.eval(), max_logit=max_logit, min_logit=min_logit)
     out = Path(out)
     s, t, j, jp = ipem.config.input_size, prm.config.num_frames, ipem.config.num_joints, prm.config.num_joints
     gen = torch.Generator().manual_seed(0)
