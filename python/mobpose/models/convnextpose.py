@@ -297,8 +297,12 @@ class ConvNeXtPose(nn.Module):
         """(heatmap logits (B, J, D, H, W), facing logits (B, facing_bins) or None) from one backbone pass."""
         self._check_images(images)
         features = self.forward_features(images)
-        facing = self.facing(features.mean(dim=(2, 3))) if self.facing is not None else None
-        return self._heatmaps(features), facing
+        return self._heatmaps(features), self.facing_logits(features)
+
+    def facing_logits(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The facing head on backbone features (B, C, h, w) (those of forward_features): (B, facing_bins)
+        logits from the pooled features, or None without the head."""
+        return self.facing(features.mean(dim=(2, 3))) if self.facing is not None else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Joint coordinates.

@@ -182,7 +182,7 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
             gts.append(gt - gt[:, :1])
             if bins and "facing" in batch:
                 with torch.no_grad():
-                    guess = model.facing(features[0].mean(dim=(2, 3))).argmax(-1)
+                    guess = model.facing_logits(features[0]).argmax(-1)
                 facing_hits.append((guess == facing_classes(batch["facing"], bins)).numpy())
     finally:
         if hook is not None:
