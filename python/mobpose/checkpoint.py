@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointError", "load", "save", "tensor_digest"]
+__all__ = ["CheckpointError", "load", "remove_stale_temporaries", "save", "tensor_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ FORMAT = "mobpose-v1"
 KINDS = ("weights", "training")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: unreadable, truncated, corrupted or of another kind."""
+from .safetensors_np import CheckpointError  # noqa: E402  (torch-free, shared with the inference runtime)
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -106,6 +105,36 @@ def save(
         os.close(dir_fd)
     logger.info("wrote %s (%s, %d tensors)", path, kind, len(clean))
     return path
+
+
+TEMPORARY_PATTERN = ".*.safetensors.*.tmp"
+"""The names `save` gives its temporaries (`.{name}.XXXXXXXX.tmp` beside the target)."""
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Deletes the temporaries that killed `save` calls left in `folder` (not in its sub-folders).
+
+    Only for a folder no other process is writing checkpoints into (a run folder when its run starts:
+    `mobpose.train.fit` calls it); a write in progress would lose its temporary. Returns the removed
+    paths and logs them.
+    """
+    import fnmatch
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if fnmatch.fnmatchcase(entry.name, TEMPORARY_PATTERN) and entry.is_file() and not entry.is_symlink():
+            size = entry.stat().st_size
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(entry)
+            logger.warning("removed stale checkpoint temporary %s (%d bytes, left by an interrupted write)", entry,
+                           size)
+    return removed
 
 
 def load(path: str | os.PathLike, *, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -34,6 +34,8 @@ __all__ = [
     "MANIFEST_FORMAT",
     "SIZE_BUDGET",
     "WEIGHTS_DIR",
+    "RUNTIME_MODELS",
+    "export_runtime_files",
     "export_weights",
     "file_sha256",
     "list_pretrained",
@@ -43,6 +45,7 @@ __all__ = [
     "model_from_file",
     "pretrained_info",
     "read_manifest",
+    "runtime_file",
     "total_bytes",
 ]
 
@@ -208,12 +211,12 @@ def _looks_like_path(name: str) -> bool:
 
 def _verify_file(path: Path, entry: dict[str, Any]) -> None:
     """Size and sha256 of a shipped file against its manifest entry, before anything parses it."""
-    from . import checkpoint as ck
-
     size = path.stat().st_size
     digest = file_sha256(path)
     if size != entry["bytes"] or digest != entry["sha256"]:
-        raise ck.CheckpointError(
+        from .safetensors_np import CheckpointError
+
+        raise CheckpointError(
             f"{path}: checksum mismatch (expected sha256 {entry['sha256']} and {entry['bytes']} bytes, computed "
             f"{digest} and {size} bytes): the file is corrupt or truncated; reinstall mobpose or re-export it"
         )
@@ -391,3 +394,96 @@ def export_weights(
     logger.info("exported %s (%s, %s, %d bytes) from %s", path, meta["model"], stored,
                 manifest["models"][name]["bytes"], checkpoint_path)
     return path
+
+
+RUNTIME_MODELS = ("ipem-xs", "prm-causal")
+"""The shipped models whose TFLite files ship too (the defaults of mobpose.infer): inference then needs
+neither torch nor litert-torch."""
+
+
+def runtime_file(name: str, *, weights_dir: str | os.PathLike = WEIGHTS_DIR) -> tuple[Path, dict[str, Any]] | None:
+    """The shipped TFLite file of a manifest name, verified (size and sha256), with its manifest record
+    ({'file', 'sha256', 'bytes', 'signatures', 'source_sha256', 'exporter'}); None when `name` ships no
+    TFLite file. Needs only the standard library.
+
+    Raises:
+        ValueError: unknown name.
+        FileNotFoundError: the listed file is missing (an incomplete install).
+        CheckpointError: the file does not match its manifest record.
+    """
+    entry = _entry(name, weights_dir)
+    rec = entry.get("tflite")
+    if not rec:
+        return None
+    path = Path(weights_dir) / rec["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained {name!r}: {path} is missing; the mobpose install is incomplete "
+                                "(reinstall it)")
+    _verify_file(path, rec)
+    if rec.get("source_sha256") != entry["sha256"]:
+        from .safetensors_np import CheckpointError
+
+        raise CheckpointError(f"{path} was exported from other weights than {entry['file']} (source sha256 "
+                              f"{rec.get('source_sha256')}, weights {entry['sha256']}): re-run "
+                              "'mobpose weights tflite'")
+    return path, rec
+
+
+def export_runtime_files(names: tuple[str, ...] | list[str] = RUNTIME_MODELS, *,
+                         weights_dir: str | os.PathLike = WEIGHTS_DIR, out_dir: str | os.PathLike | None = None,
+                         ) -> dict[str, dict[str, Any]]:
+    """Exports the TFLite files of shipped models from their shipped safetensors and records them in the
+    manifest (each entry's ``tflite``): an IPEM as :func:`mobpose.export.export_runtime_ipem` (signatures
+    ``ipem`` and ``heatmaps``, float16 weights: the shipped IPEM weights are float16), a PRM as
+    :func:`mobpose.export.export_tflite` (float32, as the C++ PRM reads it). Needs the export extra.
+
+    Args:
+        names: manifest names (default: RUNTIME_MODELS).
+        weights_dir: the weights folder whose safetensors are exported.
+        out_dir: write the files here and leave the manifest alone (to compare with the shipped ones).
+
+    Returns:
+        name -> the record ({'file', 'sha256', 'bytes', 'signatures', 'source_sha256', 'exporter'}).
+    """
+    from importlib.metadata import version
+
+    from .export.tflite import export_runtime_ipem, export_tflite
+    from .models.convnextpose import ConvNeXtPose
+    from .models.prm import PRM
+
+    folder = Path(weights_dir)
+    target = Path(out_dir) if out_dir is not None else folder
+    target.mkdir(parents=True, exist_ok=True)
+    records = {}
+    for name in names:
+        entry = _entry(name, folder)
+        model = load_model(name, weights_dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tflite.tmp", dir=target)
+        os.close(fd)
+        try:
+            if isinstance(model, ConvNeXtPose):
+                info = export_runtime_ipem(model, tmp, fp16=True)
+            elif isinstance(model, PRM):
+                info = export_tflite(model, tmp)
+                info["signatures"] = [info["signature"]]
+            else:
+                raise ValueError(f"{name}: only IPEM and PRM models have runtime TFLite files, not {entry['model']}")
+            path = target / f"{name}.tflite"
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        records[name] = {"file": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size,
+                         "signatures": list(info["signatures"]), "source_sha256": entry["sha256"],
+                         "exporter": {"litert_torch": version("litert-torch"), "torch": version("torch")}}
+        logger.info("exported %s (%d bytes, signatures %s) from %s", path, records[name]["bytes"],
+                    records[name]["signatures"], entry["file"])
+    if out_dir is None:
+        manifest = read_manifest(folder)
+        for name, rec in records.items():
+            manifest["models"][name]["tflite"] = rec
+        _write_manifest(folder, manifest)
+        size = total_bytes(folder)
+        if size > SIZE_BUDGET:
+            logger.warning("%s now holds %.1f MB, over the %.0f MB budget", folder, size / 2**20, SIZE_BUDGET / 2**20)
+    return records

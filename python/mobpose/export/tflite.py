@@ -9,9 +9,11 @@ from pathlib import Path
 
 import torch
 
+from .metadata import METADATA_NAME, read_metadata, write_metadata
 from .runtime import native_output
 
-__all__ = ["METADATA_NAME", "convert_module", "export_tflite", "read_metadata", "write_metadata"]
+__all__ = ["METADATA_NAME", "convert_module", "convert_signatures", "export_runtime_ipem", "export_tflite",
+           "read_metadata", "write_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +25,16 @@ def convert_module(module: torch.nn.Module, sample_inputs: dict[str, torch.Tenso
     Inputs are named after the dict keys; a module returning a dict names its outputs after its keys.
     `fp16` stores the weights as float16 (dequantised on load; the GPU runs them natively).
     """
+    return convert_signatures([(signature, module, sample_inputs)], path, fp16=fp16)
+
+
+def convert_signatures(signatures: list[tuple[str, torch.nn.Module, dict[str, torch.Tensor]]],
+                       path: str | os.PathLike, fp16: bool = False) -> Path:
+    """Converts several (signature name, module, sample inputs) into one file; constants the modules
+    share (the same weights) are stored once."""
     import litert_torch
 
     path = Path(path)
-    module = module.eval()
     kwargs = {}
     if fp16:
         from litert_torch.generative.quantize import quant_recipes
@@ -35,52 +43,95 @@ def convert_module(module: torch.nn.Module, sample_inputs: dict[str, torch.Tenso
     litert_torch.config.show_progress = False
     with warnings.catch_warnings(), native_output():
         warnings.simplefilter("ignore")  # deprecation noise of torch.export / litert-torch internals
-        edge = litert_torch.signature(signature, module, sample_kwargs=sample_inputs).convert(**kwargs)
+        conv = litert_torch
+        for name, module, sample in signatures:
+            logger.info("converting signature %r (%s)", name, type(module).__name__)
+            conv = conv.signature(name, module.eval(), sample_kwargs=sample)
+        edge = conv.convert(**kwargs)
         edge.export(str(path))
     logger.info("wrote %s (%d bytes)", path, path.stat().st_size)
     return path
 
 
-METADATA_NAME = "mobpose"
-"""Name of the metadata entry (a JSON object) that mobpose writes into every exported file."""
+def _ipem_meta(model, form) -> dict:
+    """The `mobpose` metadata of an exported IPEM (its ``ipem`` signature)."""
+    from ..skeleton import H36M_18
+
+    s = model.config.input_size
+    d, h, w = model.heatmap_size
+    return {
+        "kind": "ipem", "model": "convnextpose", "config": {k: list(v) if isinstance(v, tuple) else v
+                                                           for k, v in vars(model.config).items()},
+        "inputs": {"image": f"(1, {s}, {s}, 3) float32 RGB crop, values 0-255 (ImageNet mean/std applied "
+                            "inside); the crop of process_bbox(box) (square, x1.25)"},
+        "outputs": {"joints": f"(1, {model.config.num_joints * 3}) float32: x, y, z per joint, row-major, in "
+                              f"heatmap units (x in [0, {w - 1}], y in [0, {h - 1}], z in [0, {d - 1}])",
+                    "confidence": f"(1, {model.config.num_joints}) float32: the largest bin probability"},
+        "joint_names": list(H36M_18.joint_names[: model.config.num_joints]),
+        "heatmap_size": [d, h, w], "depth_range_mm": 2000.0, "softargmax": form.mode,
+        "taylor_prescale": float(form.prescale.flatten()[0]),
+        "decode": "u = x / W * crop_w + crop_x, v likewise; Z = (z / D * 2 - 1) * 1000 + root_depth; "
+                  "X = (u - cx) / fx * Z, Y = (v - cy) / fy * Z (mobpose.models.decode.decode_pose)",
+    }
 
 
-def write_metadata(path: str | os.PathLike, meta: dict) -> None:
-    """Adds (or replaces) the JSON metadata entry `mobpose` of a .tflite file, in place and atomically."""
-    import json
+class IPEMHeatmaps(torch.nn.Module):
+    """The IPEM's form that stops at the heatmap logits: (1, S, S, 3) 0-255 -> ``heatmaps`` (1, J, D*H*W)
+    (bins in (d, h, w) order, the logit scale folded in): the input of the C++ soft-argmax kernel."""
 
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
+    def __init__(self, form) -> None:
+        super().__init__()
+        self.form = form
 
-    path = Path(path)
-    model = flatbuffer_utils.read_model(str(path))
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
-    buf = schema.BufferT()
-    buf.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    model.buffers.append(buf)
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    flatbuffer_utils.write_model(model, str(tmp))
-    os.replace(tmp, path)
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.form
+        return {"heatmaps": f.logits(image).reshape(1, f.num_joints, f.depth * f.height * f.width)}
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The `mobpose` metadata of an exported file ({} if it has none)."""
-    import json
+def export_runtime_ipem(model, out: str | os.PathLike, *, fp16: bool = True, max_logit: float = 1000.0,
+                        min_logit: float = -1.0, check: bool = True) -> dict:
+    """The IPEM file the inference runtime runs: one .tflite with two signatures sharing the weights,
+    ``ipem`` (as :func:`export_tflite`: joints and confidence, soft-argmax in the graph; the tflite
+    backend) and ``heatmaps`` (the logits for the C++ soft-argmax; the native backend).
 
-    from ai_edge_litert import schema_py_generated as schema
+    Args:
+        model: a ConvNeXtPose, or a shipped name / checkpoint path.
+        out: the .tflite file to write.
+        fp16: float16 weights (the shipped weights are float16 already, so nothing is lost).
+        max_logit, min_logit, check: as :func:`export_tflite`.
 
-    data = Path(path).read_bytes()
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.MetadataLength()):
-        md = model.Metadata(i)
-        if md.Name() and md.Name().decode() == METADATA_NAME:
-            return json.loads(bytes(model.Buffers(md.Buffer()).DataAsNumpy()).decode())
-    return {}
+    Returns:
+        {'path', 'bytes', 'signatures', 'metadata', 'check'}.
+    """
+    from ..models.convnextpose import ConvNeXtPose
+    from .check import GpuCompatError, check_gpu_compat
+    from .forms import IPEMGpu
+
+    if isinstance(model, str | os.PathLike):
+        from ..pretrained import load_model
+
+        model = load_model(str(model))
+    if not isinstance(model, ConvNeXtPose):
+        raise ValueError(f"export_runtime_ipem takes an IPEM (ConvNeXtPose), got {type(model).__name__}")
+    out = Path(out)
+    form = IPEMGpu(model.eval(), max_logit=max_logit, min_logit=min_logit).eval()
+    s = model.config.input_size
+    d, h, w = model.heatmap_size
+    sample = {"image": torch.rand(1, s, s, 3, generator=torch.Generator().manual_seed(0)) * 255}
+    meta = _ipem_meta(model, form)
+    meta["signatures"] = {
+        "ipem": {"outputs": dict(meta["outputs"])},
+        "heatmaps": {"outputs": {"heatmaps": f"(1, {model.config.num_joints}, {d * h * w}) float32 heatmap logits, "
+                                             f"bins in (d, h, w) order of ({d}, {h}, {w}), logit scale applied: "
+                                             f"soft-argmax them with mode {form.mode!r}"}}}
+    meta.update(fp16_weights=fp16, exporter="mobpose.export.export_runtime_ipem")
+    convert_signatures([("ipem", form, sample), ("heatmaps", IPEMHeatmaps(form), sample)], out, fp16=fp16)
+    write_metadata(out, meta)
+    report = check_gpu_compat(out)
+    if check and not report.ok:
+        raise GpuCompatError(report)
+    return {"path": str(out), "bytes": out.stat().st_size, "signatures": ["ipem", "heatmaps"], "metadata": meta,
+            "check": report.to_dict()}
 
 
 def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
@@ -109,13 +160,14 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
     from ..models.convnextpose import ConvNeXtPose
     from ..models.prm import PRM
     from ..models.videopose3d import TemporalModel
-    from ..skeleton import H36M_17, H36M_18
+    from ..skeleton import H36M_17
     from .check import GpuCompatError, check_gpu_compat
     from .forms import IPEMGpu, LifterGpu, PRMGpu
 
     if isinstance(model, str | os.PathLike):
         from ..pretrained import load_model
 
+        logger.info("export: loading %s", model)
         model = load_model(str(model))
     out = Path(out)
     gen = torch.Generator().manual_seed(0)
@@ -125,20 +177,7 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
         inputs = {"image": torch.rand(1, s, s, 3, generator=gen) * 255}
         d, h, w = model.heatmap_size
         signature = "ipem"
-        meta = {
-            "kind": "ipem", "model": "convnextpose", "config": {k: list(v) if isinstance(v, tuple) else v
-                                                               for k, v in vars(model.config).items()},
-            "inputs": {"image": f"(1, {s}, {s}, 3) float32 RGB crop, values 0-255 (ImageNet mean/std applied "
-                                "inside); the crop of process_bbox(box) (square, x1.25)"},
-            "outputs": {"joints": f"(1, {model.config.num_joints * 3}) float32: x, y, z per joint, row-major, in "
-                                  f"heatmap units (x in [0, {w - 1}], y in [0, {h - 1}], z in [0, {d - 1}])",
-                        "confidence": f"(1, {model.config.num_joints}) float32: the largest bin probability"},
-            "joint_names": list(H36M_18.joint_names[: model.config.num_joints]),
-            "heatmap_size": [d, h, w], "depth_range_mm": 2000.0, "softargmax": form.mode,
-            "taylor_prescale": float(form.prescale.flatten()[0]),
-            "decode": "u = x / W * crop_w + crop_x, v likewise; Z = (z / D * 2 - 1) * 1000 + root_depth; "
-                      "X = (u - cx) / fx * Z, Y = (v - cy) / fy * Z (mobpose.models.decode.decode_pose)",
-        }
+        meta = _ipem_meta(model, form)
     elif isinstance(model, PRM):
         form = PRMGpu(model)
         c = model.config
@@ -173,9 +212,13 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
         raise ValueError("export supports ConvNeXtPose (IPEM), PRM and VideoPose3D lifter models, got "
                          f"{type(model).__name__}")
     meta.update(fp16_weights=fp16, exporter="mobpose.export.export_tflite")
+    logger.info("export: converting %s (%s form) to %s with litert-torch", type(model).__name__, signature, out)
     convert_module(form, inputs, out, signature, fp16=fp16)
+    logger.info("export: writing the mobpose metadata into %s", out)
     write_metadata(out, meta)
+    logger.info("export: checking %s against the GPU delegate's rules", out)
     report = check_gpu_compat(out)
+    logger.info("export: %s, %d bytes, GPU check %s", out, out.stat().st_size, "passed" if report.ok else "FAILED")
     if check and not report.ok:
         raise GpuCompatError(report)
     return {"path": str(out), "bytes": out.stat().st_size, "signature": signature, "metadata": meta,
@@ -200,6 +243,7 @@ def export_step(ipem, prm, out: str | os.PathLike, *, fp16: bool = False, max_lo
     if isinstance(ipem, str | os.PathLike) or isinstance(prm, str | os.PathLike):
         from ..pretrained import load_model
 
+        logger.info("export: loading %s and %s", ipem, prm)
         ipem = load_model(str(ipem)) if isinstance(ipem, str | os.PathLike) else ipem
         prm = load_model(str(prm)) if isinstance(prm, str | os.PathLike) else prm
     form = StepGpu(ipem.eval(), prm.eval(), max_logit=max_logit, min_logit=min_logit)
@@ -225,9 +269,13 @@ def export_step(ipem, prm, out: str | os.PathLike, *, fp16: bool = False, max_lo
         "joint_names": list(H36M_18.joint_names[:j]), "prm_joint_names": list(H36M_17.joint_names[:jp]),
         "fp16_weights": fp16, "exporter": "mobpose.export.export_step",
     }
+    logger.info("export: converting the streaming step (IPEM + decoding + PRM) to %s with litert-torch", out)
     convert_module(form, inputs, out, "step", fp16=fp16)
+    logger.info("export: writing the mobpose metadata into %s", out)
     write_metadata(out, meta)
+    logger.info("export: checking %s against the GPU delegate's rules", out)
     report = check_gpu_compat(out)
+    logger.info("export: %s, %d bytes, GPU check %s", out, out.stat().st_size, "passed" if report.ok else "FAILED")
     if check and not report.ok:
         raise GpuCompatError(report)
     return {"path": str(out), "bytes": out.stat().st_size, "signature": "step", "metadata": meta,

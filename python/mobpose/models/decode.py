@@ -22,7 +22,7 @@ import numpy as np
 
 from ..camera import project, unproject
 
-__all__ = ["decode_pose", "encode_pose", "heatmap_to_image", "process_bbox"]
+__all__ = ["crop_affine", "decode_pose", "encode_pose", "heatmap_to_image", "process_bbox"]
 
 
 def process_bbox(
@@ -266,3 +266,23 @@ def encode_pose(
     y = (uv[..., 1] - b[..., 1]) / b[..., 3] * h
     z = ((pts[..., 2] - depth0[..., None]) / (depth_range / 2) + 1) * (d / 2)
     return xp.stack([x, y, z], -1)
+
+
+def crop_affine(box: np.ndarray, size: int, scale: float = 1.0, rot_deg: float = 0.0,
+                shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """(3, 3) affine taking image pixels to crop pixels for the crop box `box` (x, y, w, h).
+
+    The box (already expanded by process_bbox) maps onto the size x size crop; `scale` enlarges the
+    box, `rot_deg` rotates the content counter-clockwise about the box centre, `shift` moves the box
+    by fractions of its size. With the defaults this is the inference crop: u' = (u - x) * size / w.
+    """
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2 + shift[0] * w, y + h / 2 + shift[1] * h
+    s = size / (max(w, h) * scale)
+    a = math.radians(rot_deg)
+    c, sn = math.cos(a) * s, math.sin(a) * s
+    # crop = R S (p - centre) + size / 2, with image y pointing down (counter-clockwise on screen)
+    m = np.array([[c, sn, 0.0], [-sn, c, 0.0], [0.0, 0.0, 1.0]])
+    m[0, 2] = size / 2 - (m[0, 0] * cx + m[0, 1] * cy)
+    m[1, 2] = size / 2 - (m[1, 0] * cx + m[1, 1] * cy)
+    return m

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..camera import default_intrinsics
-from ..models.decode import process_bbox
+from ..models.decode import crop_affine, process_bbox
 
 __all__ = ["check_image", "crop_person", "estimate_root_depth", "load_image", "predict_image", "to_rgb8"]
 
@@ -100,8 +100,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 def crop_person(image: np.ndarray, bbox, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """The network crop of a person box: (crop (size, size, 3) uint8, crop_box (4,) x, y, w, h)."""
-    from ..data.synthetic.scene import crop_affine
-
     h, w = image.shape[:2]
     crop_box = process_bbox(bbox, w, h)
     a = crop_affine(crop_box, size)

@@ -2,7 +2,7 @@
 
 `NativePRM.from_file` takes what `mobpose.load_model` takes, a shipped name or a checkpoint path
 (kind 'weights' or 'training'), verifies it the same way (the manifest's file checksum for a shipped
-name, the stored tensor checksum for any file; `mobpose.pretrained.load_checkpoint`), reads the PRM
+name, the stored tensor checksum for any file; with numpy alone, `mobpose.safetensors_np`), reads the PRM
 config from the file's metadata, and hands the file to C++, which reads the weights by their PyTorch
 names and checks every shape.
 
@@ -89,11 +89,23 @@ class NativePRM:
             CheckpointError: the file fails its checksum, or its tensors do not match its PRM config
                 (the message names the file and the tensor).
         """
-        from .. import _core
-        from .. import checkpoint as ck
-        from ..pretrained import WEIGHTS_DIR, load_checkpoint
+        from .. import _core, pretrained
+        from ..safetensors_np import CheckpointError, verify
 
-        path, _tensors, meta, _entry = load_checkpoint(name, weights_dir=weights_dir or WEIGHTS_DIR)
+        folder = weights_dir or pretrained.WEIGHTS_DIR
+        text = os.fspath(name)
+        if isinstance(name, str) and text in pretrained.list_pretrained(folder):
+            entry = pretrained.pretrained_info(text, folder)
+            path = Path(entry["path"])
+            if not path.is_file():
+                raise FileNotFoundError(f"pretrained weights {text!r}: {path} is missing; the mobpose install is "
+                                        "incomplete (reinstall it)")
+            pretrained._verify_file(path, entry)
+        else:
+            path = Path(text)
+            if not path.is_file() and not (text.endswith(".safetensors") or os.sep in text or "/" in text):
+                pretrained.pretrained_info(text, folder)  # raises: unknown name, listing the shipped ones
+        meta = verify(path)  # the stored tensor checksum, with numpy alone
         config = meta["config"]
         missing = [k for k in _CONFIG_KEYS if not isinstance(config, dict) or k not in config]
         if missing:
@@ -103,7 +115,7 @@ class NativePRM:
         try:
             core = _core.PRMNative(str(path), **kwargs, prefix=prefix, num_threads=num_threads)
         except RuntimeError as exc:  # a tensor missing, misshapen or unexpected for the config
-            raise ck.CheckpointError(str(exc)) from exc
+            raise CheckpointError(str(exc)) from exc
         logger.info("native PRM %s (%s, T=%d, %s, %s) from %s, kernel %s", meta["model"], meta["kind"],
                     config["num_frames"], "causal" if config["causal"] else "centred", config["blocks"], path,
                     core.kernel)

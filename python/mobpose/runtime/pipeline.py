@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..skeleton import H36M_17
-from .backends import make_engines, resolve_backend
+from .backends import make_engines, model_ref, release_engines, resolve_backend
 from .tracker import PersonFinder, PoseTracker, check_box
 
 __all__ = ["DEFAULT_IPEM", "DEFAULT_PRM", "FramePose", "Pipeline", "check_intrinsics"]
@@ -92,23 +92,6 @@ def check_intrinsics(intrinsics) -> np.ndarray | None:
     return k.astype(np.float32)
 
 
-def _load(name_or_module, what: str) -> tuple[Any, str | None, str | None]:
-    """(module, weights sha256 or None, file path or None) of a shipped name, a checkpoint path or a module."""
-    import torch
-
-    if isinstance(name_or_module, torch.nn.Module):
-        return name_or_module.eval(), None, None
-    if not isinstance(name_or_module, str | os.PathLike):
-        raise TypeError(f"{what} must be a shipped model name, a checkpoint path or a module, "
-                        f"got {type(name_or_module).__name__}")
-    from ..pretrained import file_sha256, load_checkpoint, model_from_checkpoint
-
-    path, tensors, meta, entry = load_checkpoint(name_or_module)
-    model = model_from_checkpoint(tensors, meta, source=str(path)).eval()
-    sha = entry["sha256"] if entry else file_sha256(path)
-    return model, sha, str(path)
-
-
 class Pipeline:
     """Live 3D pose of one person: ``pose = pipeline.update(frame)`` per frame.
 
@@ -130,7 +113,8 @@ class Pipeline:
     def __init__(self, model: Any = "default", *, prm: Any = "default", backend: str = "auto", bbox=None,
                  intrinsics=None, root_depth: float | None = None, threads: int = 1,
                  tracker: PersonFinder | None = None) -> None:
-        self.backend = resolve_backend(backend)
+        self.ipem = self.prm = None
+        self._keys: list = []
         self.intrinsics = check_intrinsics(intrinsics)
         if root_depth is not None and not (np.isfinite(root_depth) and root_depth > 0):
             raise ValueError(f"root_depth must be a positive finite number of mm, got {root_depth}")
@@ -143,32 +127,25 @@ class Pipeline:
         if int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
-        ipem, ipem_sha, _ = _load(DEFAULT_IPEM if model == "default" else model, "model")
-        from ..models.convnextpose import ConvNeXtPose
+        self.ipem_ref = model_ref(DEFAULT_IPEM if model == "default" else model, "ipem")
+        self.prm_ref = None if prm is None else model_ref(DEFAULT_PRM if prm == "default" else prm, "prm")
+        exported = self.ipem_ref.tflite is not None and (self.prm_ref is None or self.prm_ref.tflite is not None)
+        self.backend = resolve_backend(backend, exported)
+        if self.backend == "torch" or not self.ipem_ref.facts:
+            self.ipem_ref.load()  # the module itself (torch), or its facts before exporting it
+        if self.prm_ref is not None and (self.backend == "torch" or not self.prm_ref.facts):
+            self.prm_ref.load()
 
-        if not isinstance(ipem, ConvNeXtPose):
-            raise ValueError(f"model must be an IPEM (ConvNeXtPose), got {type(ipem).__name__}")
-        self.prm_module, prm_sha, prm_path = (None, None, None) if prm is None else _load(
-            DEFAULT_PRM if prm == "default" else prm, "prm")
-        if self.prm_module is not None:
-            from ..models.prm import PRM
-
-            if not isinstance(self.prm_module, PRM):
-                raise ValueError(f"prm must be a PRM, got {type(self.prm_module).__name__}")
-            if not self.prm_module.config.causal:
-                raise ValueError("prm must be causal for streaming (a centred PRM's output waits for later frames)")
-        self.ipem_module = ipem
         def label(m, default: str):
             if m is None or isinstance(m, str | os.PathLike):
                 return None if m is None else (f"default ({default})" if m == "default" else str(m))
             return type(m).__name__
 
         self.model_name, self.prm_name = label(model, DEFAULT_IPEM), label(prm, DEFAULT_PRM)
-        self.ipem, self.prm = make_engines(self.backend, ipem, self.prm_module, threads=self.threads,
-                                           ipem_sha=ipem_sha, prm_sha=prm_sha, prm_source=prm_path)
-        self.input_size = ipem.config.input_size
-        self.heatmap_size = tuple(ipem.config.heatmap_size)
-        self.window = self.prm.window if self.prm is not None else 1
+        self.ipem, self.prm, *self._keys = make_engines(self.backend, self.ipem_ref, self.prm_ref, threads=self.threads)
+        self.input_size = int(self.ipem_ref.facts["input_size"])
+        self.heatmap_size = tuple(self.ipem_ref.facts["heatmap_size"])
+        self.window = self.prm_ref.facts["window"] if self.prm_ref is not None else 1
         self.joint_names = H36M_17.joint_names
         self.frames = 0
         self._size: tuple[int, int] | None = None
@@ -177,6 +154,20 @@ class Pipeline:
         self._depth: float | None = None
         logger.info("pipeline: backend %s, IPEM %s (%d px), PRM %s (T=%d), %d thread(s)", self.backend,
                     self.model_name, self.input_size, self.prm_name, self.window, self.threads)
+
+    def close(self) -> None:
+        """Gives the engines back to the pool (a later pipeline of the same models, backend and threads
+        reuses them); the pipeline cannot run after this."""
+        if self._keys:
+            release_engines(self.ipem, self.prm, *self._keys)
+            self._keys = []
+        self.ipem = self.prm = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def reset(self) -> None:
         """Starts a new stream (a new video): forgets the box, the root depth and the PRM's past frames."""

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ... import _core
-from ...models.decode import process_bbox
+from ...models.decode import crop_affine, process_bbox
 from ...skeleton import H36M_17, add_shoulder_midpoint
 from ..augment import random_bone_scale, random_global_scale
 from ..synthetic_cameras import Camera, look_at
@@ -151,26 +151,6 @@ def facing_yaw(joints_cam: np.ndarray) -> float:
     facing it. Forward as the body model builds it (body.body_axes)."""
     fwd = body_axes(np.asarray(joints_cam, dtype=np.float64))[2]
     return float(math.atan2(fwd[0], fwd[2]))
-
-
-def crop_affine(box: np.ndarray, size: int, scale: float = 1.0, rot_deg: float = 0.0,
-                shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """(3, 3) affine taking image pixels to crop pixels for the crop box `box` (x, y, w, h).
-
-    The box (already expanded by process_bbox) maps onto the size x size crop; `scale` enlarges the
-    box, `rot_deg` rotates the content counter-clockwise about the box centre, `shift` moves the box
-    by fractions of its size. With the defaults this is the inference crop: u' = (u - x) * size / w.
-    """
-    x, y, w, h = (float(v) for v in box)
-    cx, cy = x + w / 2 + shift[0] * w, y + h / 2 + shift[1] * h
-    s = size / (max(w, h) * scale)
-    a = math.radians(rot_deg)
-    c, sn = math.cos(a) * s, math.sin(a) * s
-    # crop = R S (p - centre) + size / 2, with image y pointing down (counter-clockwise on screen)
-    m = np.array([[c, sn, 0.0], [-sn, c, 0.0], [0.0, 0.0, 1.0]])
-    m[0, 2] = size / 2 - (m[0, 0] * cx + m[0, 1] * cy)
-    m[1, 2] = size / 2 - (m[1, 0] * cx + m[1, 1] * cy)
-    return m
 
 
 def _render(rng: np.random.Generator, people: list[Person], spheres_cam: list[np.ndarray], proj: np.ndarray,
