@@ -88,7 +88,16 @@ void mqa_prior(const float* q, const float* k, const float* v, const float* prio
   if (mode != kernels::PriorMode::kNone) {
     std::vector<float> factor(n * n);
     const float base = mode == kernels::PriorMode::kMultiplicative ? 1.f : 0.f;
-    for (size_t i = 0; i < n * n; ++i) factor[i] = base + prior_scale * prior[i];
+    for (size_t i = 0; i < n * n; ++i) {
+      factor[i] = base + prior_scale * prior[i];
+      // The factor is a parameter of the kernels, in float32: it must be finite there (a NaN or Inf
+      // prior, or prior_scale * prior beyond FLT_MAX, is refused rather than turned into NaN rows).
+      if (!std::isfinite(factor[i])) {
+        throw std::invalid_argument("prior and prior_scale * prior must be finite in float32: prior[" +
+                                    std::to_string(i / n) + "][" + std::to_string(i % n) + "] = " +
+                                    std::to_string(prior[i]) + ", prior_scale = " + std::to_string(prior_scale));
+      }
+    }
     factor_t.resize(n * (n + kernels::kMqaFactorPad));
     kernels::mqa_factor_transpose(factor.data(), n, factor_t.data());
   }

@@ -19,6 +19,13 @@
 // layernorm: per row, the mean, then the biased variance as the mean of (x - mean)^2 (two passes over
 // the row, which sits in registers or L1), from lane-wise float sums, then
 // y = (x - mean) * rstd * gamma + beta with rstd = 1 / sqrt(var + eps), all in float as PyTorch's.
+// At the extremes of float32 a row is handed to the scalar reference (f64acc_layernorm__ref), which
+// defines the semantics there (double mean and variance, so finite rows always give finite outputs:
+// |x - mean| * rstd <= sqrt(c)): when the row's float sum of squares or its rstd is not finite (a NaN
+// or Inf input, or |x| >~ 1.8e19 where (x - mean)^2 overflows and rstd would become 0, not an error
+// but a wrong finite y = beta). A whole call goes to the reference when sum gamma^2 + beta^2 is not
+// finite (NaN, Inf or |gamma|, |beta| >~ 1.8e19, where y itself could overflow). The checks cost one
+// scalar test per row and one pass over gamma and beta per call.
 #pragma once
 
 #include <cmath>
@@ -38,24 +45,38 @@ inline typename Vec::V gelu_tanh(typename Vec::V x) {
   return Vec::div(x, Vec::add(Vec::set1(1.f), vexp2<Vec>(Vec::mul(x, t))));
 }
 
-// One vector of results to y: `lanes` (1..kWidth) valid columns.
+// One vector of results for y: the accumulator through the epilogue (GELU, or plus the `lanes` (1..kWidth)
+// valid values of y for the residual).
 template <class Vec, LinearEpilogue kEpi>
-inline void linear_put(float* y, typename Vec::V acc, size_t lanes) {
+inline typename Vec::V linear_result(const float* y, typename Vec::V acc, size_t lanes) {
   if constexpr (kEpi == LinearEpilogue::kGeluTanh) acc = gelu_tanh<Vec>(acc);
+  if constexpr (kEpi == LinearEpilogue::kAccumulate) {
+    acc = Vec::add(lanes == Vec::kWidth ? Vec::load(y) : Vec::load_tail(y, lanes), acc);
+  }
+  return acc;
+}
+
+template <class Vec>
+inline void linear_store(float* y, typename Vec::V v, size_t lanes) {
   if (lanes == Vec::kWidth) {
-    if constexpr (kEpi == LinearEpilogue::kAccumulate) acc = Vec::add(Vec::load(y), acc);
-    Vec::store(y, acc);
+    Vec::store(y, v);
   } else {
-    if constexpr (kEpi == LinearEpilogue::kAccumulate) acc = Vec::add(Vec::load_tail(y, lanes), acc);
-    Vec::store_tail(y, acc, lanes);
+    Vec::store_tail(y, v, lanes);
   }
 }
 
 // kR rows x two vectors of columns. w: the tile's first column in its panel (bias row); cols: valid
-// columns of the tile (1 .. 2 * kWidth).
+// columns of the tile (1 .. 2 * kWidth); c0: that first column's index (packed: the whole packing).
+//
+// At the extremes of float32 the tile is handed to the scalar reference (f64acc_linear_cols__ref), which
+// defines the semantics there: the double-precision result rounded to float32 (+-Inf where that
+// overflows), NaN and Inf inputs propagated in double. A float dot product that overflows never comes
+// back to a finite value, so the float results stand unless one of them is NaN, Inf or large enough
+// (beyond ~2^60) for rounding near FLT_MAX to matter: the tile sums its results' squares (one FMA per
+// output vector, after the k loop) and checks that sum once.
 template <class Vec, size_t kR, LinearEpilogue kEpi>
 inline void linear_tile(const float* x, size_t ldx, size_t k, const float* w, float* y, size_t ldy,
-                        size_t cols) {
+                        size_t cols, const float* packed, size_t c0) {
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth, kP = kLinearPanel;
   V a0[kR], a1[kR];
@@ -76,10 +97,24 @@ inline void linear_tile(const float* x, size_t ldx, size_t k, const float* w, fl
     }
   }
   const size_t l0 = cols < kW ? cols : kW, l1 = cols > kW ? cols - kW : 0;
+  V chk = Vec::zero();
 #pragma GCC unroll 16
   for (size_t r = 0; r < kR; ++r) {
-    linear_put<Vec, kEpi>(y + r * ldy, a0[r], l0);
-    if (l1 > 0) linear_put<Vec, kEpi>(y + r * ldy + kW, a1[r], l1);
+    a0[r] = linear_result<Vec, kEpi>(y + r * ldy, a0[r], l0);
+    chk = Vec::fmadd(a0[r], a0[r], chk);
+    if (l1 > 0) {
+      a1[r] = linear_result<Vec, kEpi>(y + r * ldy + kW, a1[r], l1);
+      chk = Vec::fmadd(a1[r], a1[r], chk);
+    }
+  }
+  if (!std::isfinite(Vec::hsum(chk))) {
+    f64acc_linear_cols__ref(x, kR, k, ldx, packed, c0, c0 + cols, y - c0, ldy, kEpi);
+    return;
+  }
+#pragma GCC unroll 16
+  for (size_t r = 0; r < kR; ++r) {
+    linear_store<Vec>(y + r * ldy, a0[r], l0);
+    if (l1 > 0) linear_store<Vec>(y + r * ldy + kW, a1[r], l1);
   }
 }
 
@@ -92,7 +127,7 @@ inline void linear_rows(const float* x, size_t k, size_t ldx, const float* packe
   const size_t panel_floats = (k + 1) * kP;
   for (size_t c0 = 0; c0 < n; c0 += kStep) {
     const float* w = packed + (c0 / kP) * panel_floats + c0 % kP;
-    linear_tile<Vec, kR, kEpi>(x, ldx, k, w, y + c0, ldy, n - c0 < kStep ? n - c0 : kStep);
+    linear_tile<Vec, kR, kEpi>(x, ldx, k, w, y + c0, ldy, n - c0 < kStep ? n - c0 : kStep, packed, c0);
   }
 }
 
@@ -139,12 +174,16 @@ void layernorm_regs(const float* x, size_t m, size_t ldx, const float* gamma, co
   constexpr size_t kW = Vec::kWidth;
   constexpr float kInv = 1.f / static_cast<float>(kN * kW);
   V g[kN], b[kN];
+  V gb = Vec::zero();
 #pragma GCC unroll 8
   for (size_t i = 0; i < kN; ++i) {
     g[i] = Vec::load(gamma + i * kW);
     b[i] = Vec::load(beta + i * kW);
+    gb = Vec::fmadd(g[i], g[i], Vec::fmadd(b[i], b[i], gb));
   }
-  auto finish = [&](const V* xr, float* yr) {  // from the row's registers
+  if (!std::isfinite(Vec::hsum(gb))) return f64acc_layernorm__ref(x, m, kN * kW, ldx, gamma, beta, eps, y, ldy);
+  // From the row's registers; xrow is the row in memory, for the reference.
+  auto finish = [&](const V* xr, const float* xrow, float* yr) {
     V s = xr[0];
 #pragma GCC unroll 8
     for (size_t i = 1; i < kN; ++i) s = Vec::add(s, xr[i]);
@@ -156,7 +195,9 @@ void layernorm_regs(const float* x, size_t m, size_t ldx, const float* gamma, co
       d[i] = Vec::sub(xr[i], mean);
       q = Vec::fmadd(d[i], d[i], q);
     }
-    const V rstd = Vec::set1(1.f / std::sqrt(Vec::hsum(q) * kInv + eps));
+    const float qs = Vec::hsum(q), rs = 1.f / std::sqrt(qs * kInv + eps);
+    if (!std::isfinite(qs) || !std::isfinite(rs)) return f64acc_layernorm__ref(xrow, 1, kN * kW, 0, gamma, beta, eps, yr, 0);
+    const V rstd = Vec::set1(rs);
 #pragma GCC unroll 8
     for (size_t i = 0; i < kN; ++i) Vec::store(yr + i * kW, Vec::fmadd(Vec::mul(d[i], rstd), g[i], b[i]));
   };
@@ -168,14 +209,14 @@ void layernorm_regs(const float* x, size_t m, size_t ldx, const float* gamma, co
       x0[i] = Vec::load(x + r * ldx + i * kW);
       x1[i] = Vec::load(x + (r + 1) * ldx + i * kW);
     }
-    finish(x0, y + r * ldy);
-    finish(x1, y + (r + 1) * ldy);
+    finish(x0, x + r * ldx, y + r * ldy);
+    finish(x1, x + (r + 1) * ldx, y + (r + 1) * ldy);
   }
   if (r < m) {
     V x0[kN];
 #pragma GCC unroll 8
     for (size_t i = 0; i < kN; ++i) x0[i] = Vec::load(x + r * ldx + i * kW);
-    finish(x0, y + r * ldy);
+    finish(x0, x + r * ldx, y + r * ldy);
   }
 }
 
@@ -196,6 +237,16 @@ void layernorm(const float* x, size_t m, size_t c, size_t ldx, const float* gamm
   }
   const size_t full = c / kW * kW, tail = c - full;
   const float inv_c = 1.f / static_cast<float>(c);
+  V gb = Vec::zero();
+  for (size_t i = 0; i < full; i += kW) {
+    const V g = Vec::load(gamma + i), b = Vec::load(beta + i);
+    gb = Vec::fmadd(g, g, Vec::fmadd(b, b, gb));
+  }
+  if (tail) {
+    const V g = Vec::load_tail(gamma + full, tail), b = Vec::load_tail(beta + full, tail);
+    gb = Vec::fmadd(g, g, Vec::fmadd(b, b, gb));
+  }
+  if (!std::isfinite(Vec::hsum(gb))) return f64acc_layernorm__ref(x, m, c, ldx, gamma, beta, eps, y, ldy);
   for (size_t r = 0; r < m; ++r) {
     const float* xr = x + r * ldx;
     float* yr = y + r * ldy;
@@ -213,7 +264,12 @@ void layernorm(const float* x, size_t m, size_t c, size_t ldx, const float* gamm
       const V d = Vec::sub(Vec::fill_tail(Vec::load_tail(xr + full, tail), tail, mean), mv);
       q = Vec::fmadd(d, d, q);
     }
-    const V rstd = Vec::set1(1.f / std::sqrt(Vec::hsum(q) * inv_c + eps));
+    const float qs = Vec::hsum(q), rs = 1.f / std::sqrt(qs * inv_c + eps);
+    if (!std::isfinite(qs) || !std::isfinite(rs)) {
+      f64acc_layernorm__ref(xr, 1, c, 0, gamma, beta, eps, yr, 0);
+      continue;
+    }
+    const V rstd = Vec::set1(rs);
     for (size_t i = 0; i < full; i += kW) {
       const V d = Vec::mul(Vec::sub(Vec::load(xr + i), mv), rstd);
       Vec::store(yr + i, Vec::fmadd(d, Vec::load(gamma + i), Vec::load(beta + i)));

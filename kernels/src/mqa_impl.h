@@ -12,6 +12,14 @@
 //   4. out^T[c] = sum_j p[j] * v[j][c] (four channels share each p load); a lane whose token is
 //      before j keeps its sum unchanged, so a NaN in a future value never reaches it;
 //   5. out^T transposed back into the rows.
+// At the extremes of float32 the block is handed to the scalar reference (reference.cc), which defines
+// the semantics there (README "Kernels at the extremes of float32"): when a logit is -Inf before the
+// causal mask (an overflow of q.k in float, or -Inf inputs: in float an overflowed dot product never
+// comes back to a finite value, so an unmasked logit that is finite is also the right one up to
+// rounding), or when an output is NaN, Inf or beyond ~2^60 (a NaN or +Inf logit, a non-finite value,
+// a sum of values that overflows). Both are cheap checks fused into the passes: a running min of the
+// logits next to their running max (one op per key), and a sum of the outputs' squares as they are
+// stored (one FMA per output vector); the normal path is otherwise unchanged.
 #pragma once
 
 #include <cmath>
@@ -43,6 +51,27 @@ inline void transpose(const float* src, size_t rows, size_t cols, size_t ss, flo
   }
 }
 
+// The scalar references (reference.cc), the fallback for a block of rows the float path cannot do.
+template <PriorMode kPrior>
+constexpr MqaFn mqa_reference() {
+  if constexpr (kPrior == PriorMode::kNone) return &f64acc_mqa_noprior__ref;
+  if constexpr (kPrior == PriorMode::kMultiplicative) return &f64acc_mqa_mulprior__ref;
+  return &f64acc_mqa_addprior__ref;
+}
+template <PriorMode kPrior>
+constexpr MqaRowsFn mqa_rows_reference() {
+  if constexpr (kPrior == PriorMode::kNone) return &f64acc_mqarows_noprior__ref;
+  if constexpr (kPrior == PriorMode::kMultiplicative) return &f64acc_mqarows_mulprior__ref;
+  return &f64acc_mqarows_addprior__ref;
+}
+
+// Whether a block's float results stand: lo (the running min of its unmasked logits) and chk (the
+// sum of its outputs' squares) both finite in every lane. One horizontal sum per block.
+template <class Vec>
+inline bool mqa_block_finite(typename Vec::V lo, typename Vec::V chk) {
+  return std::isfinite(Vec::hsum(Vec::add(chk, lo)));
+}
+
 template <class Vec, PriorMode kPrior>
 void mqa(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh,
          size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
@@ -72,8 +101,8 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
       for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
     }
     transpose<Vec>(q + r0 * dh, lanes, dh, dh, qt, kW);
-    // 2. logits, four keys at a time, and their running max.
-    V m = neg_inf;
+    // 2. logits, four keys at a time, their running max and (before the mask) their running min.
+    V m = neg_inf, lo = Vec::zero();
     auto finish_logit = [&](V acc, size_t j) {
       V l = Vec::mul(acc, scale);
       if constexpr (kPrior != PriorMode::kNone) {
@@ -81,6 +110,7 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
         const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
         l = kPrior == PriorMode::kMultiplicative ? Vec::mul(l, fv) : Vec::add(l, fv);
       }
+      lo = Vec::min(lo, l);
       if (causal) l = Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l);
       Vec::store(lg + j * kW, l);
       m = Vec::max(m, l);
@@ -115,6 +145,13 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
     }
     const V inv = Vec::div(Vec::set1(1.f), sum);
     // 4. out^T = P^T V, four channels at a time. In causal mode a lane skips keys after its token.
+    // chk sums the squares of the outputs.
+    V chk = Vec::zero();
+    auto put = [&](size_t ch, V o) {
+      const V res = Vec::mul(o, inv);
+      chk = Vec::fmadd(res, res, chk);
+      Vec::store(ot + ch * kW, res);
+    };
     auto accumulate = [&](V acc, V p, float vj, size_t key) {
       const V upd = Vec::fmadd(p, Vec::set1(vj), acc);
       return causal ? Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, upd) : upd;
@@ -130,18 +167,22 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
         o2 = accumulate(o2, p, vj[2], j);
         o3 = accumulate(o3, p, vj[3], j);
       }
-      Vec::store(ot + c * kW, Vec::mul(o0, inv));
-      Vec::store(ot + (c + 1) * kW, Vec::mul(o1, inv));
-      Vec::store(ot + (c + 2) * kW, Vec::mul(o2, inv));
-      Vec::store(ot + (c + 3) * kW, Vec::mul(o3, inv));
+      put(c, o0);
+      put(c + 1, o1);
+      put(c + 2, o2);
+      put(c + 3, o3);
     }
     for (; c < dh; ++c) {
       V o0 = Vec::zero();
       for (j = 0; j < keys; ++j) o0 = accumulate(o0, Vec::load(lg + j * kW), v[j * dh + c], j);
-      Vec::store(ot + c * kW, Vec::mul(o0, inv));
+      put(c, o0);
     }
-    // 5. back to rows.
-    transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
+    // 5. back to rows, or the block's rows from the reference where float32 did not hold.
+    if (mqa_block_finite<Vec>(lo, chk)) {
+      transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
+    } else {
+      mqa_reference<kPrior>()(q, k, v, factor_t, n, dh, r0, r0 + lanes, causal, out, scratch);
+    }
   }
 }
 
@@ -272,8 +313,8 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
       for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
     }
     gather_transpose<Vec>(qrows, lanes, dh, qt, kW);
-    // 2. logits and their running max.
-    V m = neg_inf;
+    // 2. logits, their running max and (before the mask) their running min.
+    V m = neg_inf, lo = Vec::zero();
     auto finish_logit = [&](V acc, size_t j) {
       V l;
       if constexpr (kPrior == PriorMode::kNone) {
@@ -284,6 +325,7 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
         l = kPrior == PriorMode::kMultiplicative ? Vec::mul(Vec::mul(acc, scale), fv)
                                                  : Vec::fmadd(acc, scale, Vec::mul(fv, log2e));
       }
+      lo = Vec::min(lo, l);
       if (j >= open) l = Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l);
       Vec::store(lg + j * kW, l);
       m = Vec::max(m, l);
@@ -317,6 +359,12 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
       return Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, Vec::fmadd(p, Vec::set1(vj), acc));
     };
     constexpr size_t kChan = sizeof(V) >= 64 ? 16 : 8;
+    V chk = Vec::zero();  // the sum of the outputs' squares
+    auto put = [&](size_t ch, V o) {
+      const V res = Vec::mul(o, inv);
+      chk = Vec::fmadd(res, res, chk);
+      Vec::store(ot + ch * kW, res);
+    };
     size_t c = 0;
     for (; c + kChan <= dh; c += kChan) {
       V o[kChan];
@@ -335,16 +383,21 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
         for (size_t u = 0; u < kChan; ++u) o[u] = masked(o[u], p, vj[u], j);
       }
 #pragma GCC unroll 16
-      for (size_t u = 0; u < kChan; ++u) Vec::store(ot + (c + u) * kW, Vec::mul(o[u], inv));
+      for (size_t u = 0; u < kChan; ++u) put(c + u, o[u]);
     }
     for (; c < dh; ++c) {
       V o0 = Vec::zero();
       for (j = 0; j < common; ++j) o0 = Vec::fmadd(Vec::load(lg + j * kW), Vec::set1(v[j * kvs + c]), o0);
       for (; j < keys; ++j) o0 = masked(o0, Vec::load(lg + j * kW), v[j * kvs + c], j);
-      Vec::store(ot + c * kW, Vec::mul(o0, inv));
+      put(c, o0);
     }
-    // 5. back to the rows, in place.
-    scatter_transpose<Vec>(ot, kW, lanes, dh, orows);
+    // 5. back to the rows, in place, or the block's rows from the reference where float32 did not hold.
+    if (mqa_block_finite<Vec>(lo, chk)) {
+      scatter_transpose<Vec>(ot, kW, lanes, dh, orows);
+    } else {
+      mqa_rows_reference<kPrior>()(q, qs, k, v, kvs, factor_r, n, heads, dh, r0, r0 + lanes, causal, out, os,
+                                   scratch);
+    }
   }
 }
 

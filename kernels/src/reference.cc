@@ -10,28 +10,42 @@
 namespace mobpose::kernels {
 namespace {
 
-// f(x) = 1 + x + x^2/2 written as ((x + 1)^2 + 1) / 2, which stays +inf (not inf - inf) at x = -inf.
+// f(x) = 1 + x + x^2/2 written as ((x + 1)^2 + 1) / 2. In double, (x + 1)^2 of any finite float
+// (at most 1.2e77) and its sums over any volume stay finite: no scaling is needed here.
 double taylor2(double x) { return 0.5 * (x + 1.0) * (x + 1.0) + 0.5; }
 
+// The semantics at the extremes (README "Kernels at the extremes of float32"), which every fast
+// variant follows by handing a joint it cannot do in float32 to this function:
+//   - a NaN or +Inf logit makes the joint NaN (xyz and peak), in every mode;
+//   - -Inf: exact, weight 0 (exp(-inf) = 0), but NaN if every logit is -Inf (no distribution);
+//     taylor, NaN (f(-inf) = +inf); taylor_clamped, weight f(-1) = 1/2 like any logit <= -1;
+//   - any finite logits give the finite expectation in [0, size - 1] and the peak in (0, 1].
 template <SoftArgmaxMode kMode>
 void softargmax3d_ref(const float* x, size_t depth, size_t height, size_t width, float* xyz,
                       float* peak) {
   const size_t volume = depth * height * width;
-  double shift = 0.0;
-  if (kMode == SoftArgmaxMode::kExact) {
-    shift = -std::numeric_limits<double>::infinity();
-    for (size_t i = 0; i < volume; ++i) shift = std::fmax(shift, static_cast<double>(x[i]));
+  const double inf = std::numeric_limits<double>::infinity();
+  bool bad = false;  // a logit that makes the joint NaN
+  double shift = -inf;
+  for (size_t i = 0; i < volume; ++i) {
+    const double xi = x[i];
+    bad |= std::isnan(xi) || xi == inf || (kMode == SoftArgmaxMode::kTaylor && xi == -inf);
+    shift = std::fmax(shift, xi);
+  }
+  if (kMode == SoftArgmaxMode::kExact) bad |= shift == -inf;  // every logit -Inf
+  if (bad) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    xyz[0] = xyz[1] = xyz[2] = *peak = nan;
+    return;
   }
   double sum = 0.0, sx = 0.0, sy = 0.0, sz = 0.0, top = 0.0;
-  bool has_nan = false;
   for (size_t d = 0; d < depth; ++d) {
     for (size_t h = 0; h < height; ++h) {
       for (size_t w = 0; w < width; ++w) {
         const double xi = x[(d * height + h) * width + w];
-        has_nan |= std::isnan(xi);
         double e;
         if (kMode == SoftArgmaxMode::kExact) {
-          e = std::exp(xi - shift);
+          e = std::exp(xi - shift);  // 0 for xi = -inf
         } else if (kMode == SoftArgmaxMode::kTaylor) {
           e = taylor2(xi);
         } else {
@@ -45,15 +59,49 @@ void softargmax3d_ref(const float* x, size_t depth, size_t height, size_t width,
       }
     }
   }
-  if (has_nan) {
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    xyz[0] = xyz[1] = xyz[2] = *peak = nan;
-    return;
-  }
   xyz[0] = static_cast<float>(sx / sum);
   xyz[1] = static_cast<float>(sy / sum);
   xyz[2] = static_cast<float>(sz / sum);
   *peak = static_cast<float>(top / sum);
+}
+
+// One row of attention from its logits l[0..len) (double, already scaled, prior applied, causal keys
+// past the row left out) and its keys' values (value j at v + j * vs): the semantics at the extremes
+// (README "Kernels at the extremes of float32"), which every fast variant follows by handing a row
+// it cannot do in float32 to these functions:
+//   - the logits are computed in double from the float inputs, so finite inputs never overflow them
+//     (|q.k| <= 1.2e77 * d) and the softmax is the mathematically right one;
+//   - a NaN or +Inf logit, or no logit above -Inf, makes the whole row NaN (softmax undefined, as
+//     torch.softmax gives);
+//   - a key whose logit is -Inf has weight exactly 0 and is not attended: its value, even NaN, never
+//     reaches the row (as a causal future key);
+//   - an attended key's non-finite value passes through unscaled, since its weight is positive even
+//     where exp underflows: +-Inf stays +-Inf (+Inf and -Inf in one channel give NaN), NaN stays NaN;
+//   - finite values give finite outputs: a convex combination of them, summed in double.
+void attention_row_ref(double* l, size_t len, const float* v, size_t vs, size_t dh, double* acc, float* out) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double top = -inf;
+  bool bad = false;
+  for (size_t j = 0; j < len; ++j) {
+    bad |= std::isnan(l[j]);
+    top = std::fmax(top, l[j]);
+  }
+  if (bad || top == inf || top == -inf) {
+    for (size_t c = 0; c < dh; ++c) out[c] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  double sum = 0.0;
+  for (size_t c = 0; c < dh; ++c) acc[c] = 0.0;
+  for (size_t j = 0; j < len; ++j) {
+    if (l[j] == -inf) continue;
+    const double e = std::exp(l[j] - top);
+    sum += e;
+    for (size_t c = 0; c < dh; ++c) {
+      const double vj = v[j * vs + c];
+      acc[c] += std::isfinite(vj) ? e * vj : vj;
+    }
+  }
+  for (size_t c = 0; c < dh; ++c) out[c] = static_cast<float>(acc[c] / sum);
 }
 
 template <PriorMode kPrior>
@@ -66,8 +114,6 @@ void mqa_ref(const float* q, const float* k, const float* v, const float* factor
   for (size_t r = row_begin; r < row_end; ++r) {
     const size_t i = r % n;
     const size_t len = causal ? i + 1 : n;
-    double top = -std::numeric_limits<double>::infinity();
-    bool has_nan = false;
     for (size_t j = 0; j < len; ++j) {
       double dot = 0.0;
       for (size_t c = 0; c < dh; ++c) dot += static_cast<double>(q[r * dh + c]) * k[j * dh + c];
@@ -75,22 +121,8 @@ void mqa_ref(const float* q, const float* k, const float* v, const float* factor
       if (kPrior == PriorMode::kMultiplicative) l *= factor_t[j * stride + i];
       if (kPrior == PriorMode::kAdditive) l += factor_t[j * stride + i];
       logits[j] = l;
-      has_nan |= std::isnan(l);
-      top = std::fmax(top, l);
     }
-    double sum = 0.0;
-    for (size_t j = 0; j < len; ++j) {
-      logits[j] = std::exp(logits[j] - top);
-      sum += logits[j];
-    }
-    for (size_t c = 0; c < dh; ++c) acc[c] = 0.0;
-    for (size_t j = 0; j < len; ++j) {
-      for (size_t c = 0; c < dh; ++c) acc[c] += logits[j] * v[j * dh + c];
-    }
-    for (size_t c = 0; c < dh; ++c) {
-      out[r * dh + c] = has_nan ? std::numeric_limits<float>::quiet_NaN()
-                                : static_cast<float>(acc[c] / sum);
-    }
+    attention_row_ref(logits.data(), len, v, dh, dh, acc.data(), out + r * dh);
   }
 }
 
@@ -105,8 +137,6 @@ void mqa_rows_ref(const float* q, size_t qs, const float* k, const float* v, siz
     const size_t i = r / heads, h = r % heads;
     const float* qr = q + i * qs + h * dh;
     const size_t len = causal ? i + 1 : n;
-    double top = -std::numeric_limits<double>::infinity();
-    bool has_nan = false;
     for (size_t j = 0; j < len; ++j) {
       double dot = 0.0;
       for (size_t c = 0; c < dh; ++c) dot += static_cast<double>(qr[c]) * k[j * kvs + c];
@@ -114,22 +144,8 @@ void mqa_rows_ref(const float* q, size_t qs, const float* k, const float* v, siz
       if (kPrior == PriorMode::kMultiplicative) l *= factor_r[j * stride + r];
       if (kPrior == PriorMode::kAdditive) l += factor_r[j * stride + r];
       logits[j] = l;
-      has_nan |= std::isnan(l);
-      top = std::fmax(top, l);
     }
-    double sum = 0.0;
-    for (size_t j = 0; j < len; ++j) {
-      logits[j] = std::exp(logits[j] - top);
-      sum += logits[j];
-    }
-    for (size_t c = 0; c < dh; ++c) acc[c] = 0.0;
-    for (size_t j = 0; j < len; ++j) {
-      for (size_t c = 0; c < dh; ++c) acc[c] += logits[j] * v[j * kvs + c];
-    }
-    float* o = out + i * os + h * dh;
-    for (size_t c = 0; c < dh; ++c) {
-      o[c] = has_nan ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(acc[c] / sum);
-    }
+    attention_row_ref(logits.data(), len, v, kvs, dh, acc.data(), out + i * os + h * dh);
   }
 }
 
@@ -157,10 +173,10 @@ void linear_pack(const float* weight, const float* bias, size_t n, size_t k, flo
   }
 }
 
-void f64acc_linear__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t n,
-                        float* y, size_t ldy, LinearEpilogue epilogue) {
+void f64acc_linear_cols__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t col_begin,
+                             size_t col_end, float* y, size_t ldy, LinearEpilogue epilogue) {
   for (size_t r = 0; r < m; ++r) {
-    for (size_t col = 0; col < n; ++col) {
+    for (size_t col = col_begin; col < col_end; ++col) {
       const float* w = packed + col / kLinearPanel * (k + 1) * kLinearPanel + col % kLinearPanel;
       double acc = w[0];
       for (size_t i = 0; i < k; ++i) acc += static_cast<double>(x[r * ldx + i]) * w[(1 + i) * kLinearPanel];
@@ -174,6 +190,11 @@ void f64acc_linear__ref(const float* x, size_t m, size_t k, size_t ldx, const fl
       }
     }
   }
+}
+
+void f64acc_linear__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t n,
+                        float* y, size_t ldy, LinearEpilogue epilogue) {
+  f64acc_linear_cols__ref(x, m, k, ldx, packed, 0, n, y, ldy, epilogue);
 }
 
 void f64acc_layernorm__ref(const float* x, size_t m, size_t c, size_t ldx, const float* gamma,

@@ -10,6 +10,7 @@
 // (at most H*W/kWidth terms a lane; cum at most H times that), double sums cover the depth.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <vector>
@@ -37,6 +38,14 @@ struct SoftArgmaxProb {
     }
   }
 };
+
+// The scalar reference of a mode (reference.cc), the fallback for a joint the float path cannot do.
+template <SoftArgmaxMode kMode>
+constexpr SoftArgmax3dFn softargmax3d_reference() {
+  if constexpr (kMode == SoftArgmaxMode::kExact) return &f64acc_softargmax3d_exact__ref;
+  if constexpr (kMode == SoftArgmaxMode::kTaylor) return &f64acc_softargmax3d_taylor__ref;
+  return &f64acc_softargmax3d_taylorclamp__ref;
+}
 
 template <class Vec, SoftArgmaxMode kMode>
 void softargmax3d(const float* x, size_t depth, size_t height, size_t width, float* xyz,
@@ -128,7 +137,16 @@ void softargmax3d(const float* x, size_t depth, size_t height, size_t width, flo
     sz = 0.5 * (sz + count * (dd - 1.0) / 2.0);
     top_e = 0.5 * (static_cast<double>(Vec::hmax(top)) + 1.0);
   }
-  // A NaN in the volume makes s NaN, and so every output.
+  // The float path is exact up to rounding whenever no float partial sum overflowed: (x + 1)^2 and
+  // exp(x - max) are scale-invariant in float, and the constant half of f is added in double. A NaN
+  // or an Inf logit, or an overflow (Taylor weights of |x| >~ 1.8e19, sums of |x| >~ 1e17 over a
+  // plane), makes one of the double sums NaN or Inf: it is checked here, once per joint, at no cost
+  // to the passes, and such a joint is handed to the reference, which defines the semantics at the
+  // extremes (reference.cc: NaN for NaN/+Inf logits, the right expectation for any finite ones).
+  if (!(std::isfinite(s) && std::isfinite(sx) && std::isfinite(sy) && std::isfinite(sz))) {
+    softargmax3d_reference<kMode>()(x, depth, height, width, xyz, peak);
+    return;
+  }
   xyz[0] = static_cast<float>(sx / s);
   xyz[1] = static_cast<float>(sy / s);
   xyz[2] = static_cast<float>(sz / s);

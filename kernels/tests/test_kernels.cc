@@ -441,6 +441,312 @@ void test_layernorm(const KernelSet& ks, const KernelSet& ref, Test& t) {
   std::printf("  %s: max error / output scale %.3g\n", ks.layernorm_name, worst);
 }
 
+// ---- The extremes of float32 (README "Kernels at the extremes of float32") ---------------------------
+// Every variant against the reference at magnitudes 1e20, 1e30, 3e38 and -3e38, with mixed signs, one
+// huge entry over unit ones, and NaN / +Inf / -Inf in one joint, one row or one key only, at sizes
+// around the vector widths: NaN and +-Inf at exactly the reference's places (check_close), finite
+// values within the tolerances above. The reference itself must give finite results for finite input.
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kFltMax = std::numeric_limits<float>::max();
+const float kMagnitudes[] = {1e20f, 1e30f, 3e38f, -3e38f};
+
+// x[i] = mag * N(0, 1) clamped to float's range; kind 1: |.|, 2: one entry at mag over N(0, 1) ones.
+void fill_extreme(std::vector<float>& x, float mag, int kind, std::mt19937& rng) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (float& v : x) {
+    const double d = kind == 2 ? normal(rng) : normal(rng) * mag;
+    v = static_cast<float>(std::fmax(-kFltMax, std::fmin(kFltMax, kind == 1 ? std::fabs(d) : d)));
+  }
+  if (kind == 2) x[std::uniform_int_distribution<size_t>(0, x.size() - 1)(rng)] = mag;
+}
+
+bool all_finite(const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return false;
+  }
+  return true;
+}
+
+void test_softargmax_extremes(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(2024);
+  const size_t widths[] = {1, 3, 7, 8, 9, 15, 16, 17, 33};
+  const float specials[] = {kNaN, kInf, -kInf};
+  for (int mode = 0; mode < kNumSoftArgmaxModes; ++mode) {
+    const char* name = ks.softargmax3d_names[mode];
+    for (size_t w : widths) {
+      const size_t d = 2, h = 3, volume = d * h * w;
+      for (float mag : kMagnitudes) {
+        for (int kind = 0; kind < 3; ++kind) {
+          for (int special = -3; special < 3; ++special) {  // < 0: none, all -inf, all -inf but one bin
+            std::vector<float> x(volume);
+            fill_extreme(x, mag, kind, rng);
+            const size_t at = std::uniform_int_distribution<size_t>(0, volume - 1)(rng);
+            if (special >= 0) x[at] = specials[special];
+            if (special == -2 || special == -1) {
+              for (float& v : x) v = -kInf;
+              if (special == -1) x[at] = mag;
+            }
+            float want[3], want_peak, got[3], got_peak;
+            ref.softargmax3d[mode](x.data(), d, h, w, want, &want_peak);
+            ks.softargmax3d[mode](x.data(), d, h, w, got, &got_peak);
+            const bool finite_in = special == -3;
+            t.check(!finite_in || (all_finite(want, 3) && std::isfinite(want_peak)),
+                    "reference %d: finite logits (|x| ~ %g) must give finite results", mode, mag);
+            const double extent[3] = {double(w), double(h), double(d)};
+            for (int c = 0; c < 3; ++c) {
+              t.check_close(got[c], want[c], kSoftArgmaxCoordAbs + kSoftArgmaxCoordRel * extent[c],
+                            "%s extremes w=%zu |x|~%g kind %d special %d coord %d", name, w, mag, kind, special, c);
+            }
+            t.check_close(got_peak, want_peak, kSoftArgmaxPeakRel * std::fabs(want_peak) + 1e-12,
+                          "%s extremes w=%zu |x|~%g kind %d special %d peak", name, w, mag, kind, special);
+          }
+        }
+      }
+    }
+  }
+  // The semantics, on the reference and the variant alike: NaN and +Inf give NaN in every mode; -Inf is
+  // NaN in taylor, weight 0 in exact (and NaN for a volume of nothing else), weight 1/2 in clamped.
+  for (int mode = 0; mode < kNumSoftArgmaxModes; ++mode) {
+    for (const KernelSet* set : {&ref, &ks}) {
+      for (int special = 0; special < 3; ++special) {
+        std::vector<float> x(2 * 3 * 9, 0.5f);
+        x[13] = specials[special];
+        float xyz[3], peak;
+        set->softargmax3d[mode](x.data(), 2, 3, 9, xyz, &peak);
+        const bool nan = special < 2 || mode == int(SoftArgmaxMode::kTaylor);
+        t.check(std::isnan(xyz[0]) == nan && std::isnan(peak) == nan && std::isnan(xyz[2]) == nan,
+                "%s: %g in one bin must %s", set->softargmax3d_names[mode], x[13], nan ? "give NaN" : "stay finite");
+      }
+    }
+  }
+  // 3e38 in one bin of a taylor volume: the expectation is that bin's index (f = 4.6e76 against ~1s).
+  std::vector<float> x(4 * 4 * 17, 0.f);
+  x[(2 * 4 + 1) * 17 + 9] = 3e38f;
+  float xyz[3], peak;
+  ks.softargmax3d[int(SoftArgmaxMode::kTaylor)](x.data(), 4, 4, 17, xyz, &peak);
+  t.check(std::fabs(xyz[0] - 9.f) < 1e-4f && std::fabs(xyz[1] - 1.f) < 1e-4f && std::fabs(xyz[2] - 2.f) < 1e-4f &&
+              std::fabs(peak - 1.f) < 1e-6f,
+          "%s: one bin at 3e38 must take all the mass, got (%g, %g, %g) peak %g",
+          ks.softargmax3d_names[int(SoftArgmaxMode::kTaylor)], xyz[0], xyz[1], xyz[2], peak);
+}
+
+// Output tolerance of one attention row against the reference: kMqaRel * max|v| where the double logits'
+// top two are further apart than the float logits' error (then the softmax is one-hot in every
+// precision), else the whole hull of the values (a near-tie of logits of 1e20 is not float32's to
+// resolve). dl: (dh + 4) * eps * max_j (sum_c |q_c k_jc| / sqrt(dh) * |F| (+ 2 |F| for 'add')).
+double mqa_row_tol(const double* logits, const double* sabs, size_t len, double vmax) {
+  double top = -INFINITY, second = -INFINITY, dl = 0.0;
+  for (size_t j = 0; j < len; ++j) {
+    if (logits[j] > top) {
+      second = top;
+      top = logits[j];
+    } else if (logits[j] > second) {
+      second = logits[j];
+    }
+    dl = std::fmax(dl, sabs[j]);
+  }
+  dl *= 2.0 * kFloatEps;
+  const bool decisive = len == 1 || top - second > 4.0 * dl + 40.0;
+  return vmax * (decisive ? kMqaRel : 2.0 + kMqaRel);
+}
+
+void test_mqa_extremes(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const float specials[] = {kNaN, kInf, -kInf};
+  for (int prior = 0; prior < kNumPriorModes; ++prior) {
+    for (size_t n : {1, 3, 5, 8, 9, 17}) {
+      for (size_t dh : {1, 3, 4, 8, 16, 17}) {
+        for (size_t heads : {1, 3}) {
+          for (int causal = 0; causal < 2; ++causal) {
+            for (int c = 0; c < 8; ++c) {  // 0-3: q, k, v, prior of magnitude mag; 4-7: a special in q/k/v row
+              const float mag = kMagnitudes[(n + dh + c) % 4];
+              const size_t rows = heads * n;
+              std::vector<float> q(rows * dh), k(n * dh), v(n * dh), f(n * n);
+              fill_extreme(q, c == 0 || c >= 4 ? mag : 1.f, c % 3, rng);
+              fill_extreme(k, c == 1 ? mag : 1.f, 0, rng);
+              fill_extreme(v, c == 2 ? mag : 1.f, 0, rng);
+              for (float& x : f) x = prior == 1 ? 1.f + 0.5f * normal(rng) : normal(rng);
+              if (c == 3 && prior != 0) f[(n * n) / 2] = mag;
+              if (c >= 4) {  // one special value in one row of q (c 4), one key (5), one value (6, 7: two)
+                std::vector<float>& a = c == 4 ? q : c == 5 ? k : v;
+                const size_t row = std::uniform_int_distribution<size_t>(0, a.size() / dh - 1)(rng);
+                a[row * dh + std::uniform_int_distribution<size_t>(0, dh - 1)(rng)] = specials[(n + c) % 3];
+                if (c == 7) a[std::uniform_int_distribution<size_t>(0, a.size() - 1)(rng)] = specials[(n + c + 1) % 3];
+              }
+              std::vector<float> ft(n * (n + kMqaFactorPad)), want(rows * dh), got(rows * dh);
+              std::vector<float> scratch(mqa_scratch_floats(n, dh));
+              mqa_factor_transpose(f.data(), n, ft.data());
+              ref.mqa[prior](q.data(), k.data(), v.data(), ft.data(), n, dh, 0, rows, causal, want.data(),
+                             scratch.data());
+              ks.mqa[prior](q.data(), k.data(), v.data(), ft.data(), n, dh, 0, rows, causal, got.data(),
+                            scratch.data());
+              if (c < 4) t.check(all_finite(want.data(), want.size()), "%s: finite inputs must give finite outputs",
+                                 ref.mqa_names[prior]);
+              double vmax = 0.0;
+              for (float x : v) vmax = std::isfinite(x) ? std::fmax(vmax, std::fabs(x)) : vmax;
+              std::vector<double> logits(n), sabs(n);
+              bool ok = true;
+              for (size_t r = 0; r < rows && ok; ++r) {
+                const size_t i = r % n, len = causal ? i + 1 : n;
+                for (size_t j = 0; j < len; ++j) {
+                  double dot = 0.0, s = 0.0;
+                  for (size_t ch = 0; ch < dh; ++ch) {
+                    dot += double(q[r * dh + ch]) * k[j * dh + ch];
+                    s += std::fabs(double(q[r * dh + ch]) * k[j * dh + ch]);
+                  }
+                  const double fv = prior == 0 ? 1.0 : f[i * n + j], sc = 1.0 / std::sqrt(double(dh));
+                  logits[j] = prior == 1 ? dot * sc * fv : prior == 2 ? dot * sc + fv : dot * sc;
+                  sabs[j] = (dh + 4) * (prior == 1 ? s * sc * std::fabs(fv) : prior == 2 ? s * sc + 2 * std::fabs(fv) : s * sc);
+                  if (!std::isfinite(logits[j])) logits[j] = -INFINITY;
+                }
+                const double tol = mqa_row_tol(logits.data(), sabs.data(), len, vmax);
+                for (size_t ch = 0; ch < dh && ok; ++ch) {
+                  ok = t.check_close(got[r * dh + ch], want[r * dh + ch], tol,
+                                     "%s extremes n=%zu dh=%zu heads=%zu causal=%d case %d |.|~%g row %zu ch %zu",
+                                     ks.mqa_names[prior], n, dh, heads, causal, c, mag, r, ch);
+                }
+              }
+              // The same through the PRM-layout kernel (packed layout: q rows token-major).
+              std::vector<float> qr(rows * dh), fr(n * (rows + kMqaFactorPad)), want_r(rows * dh), got_r(rows * dh);
+              for (size_t r = 0; r < rows; ++r) {
+                const size_t h = r / n, i = r % n;
+                for (size_t ch = 0; ch < dh; ++ch) qr[(i * heads + h) * dh + ch] = q[r * dh + ch];
+              }
+              mqa_rows_factor(f.data(), n, heads, fr.data());
+              ref.mqa_rows[prior](qr.data(), heads * dh, k.data(), v.data(), dh, fr.data(), n, heads, dh, 0, rows,
+                                  causal, want_r.data(), heads * dh, scratch.data());
+              ks.mqa_rows[prior](qr.data(), heads * dh, k.data(), v.data(), dh, fr.data(), n, heads, dh, 0, rows,
+                                 causal, got_r.data(), heads * dh, scratch.data());
+              ok = true;
+              for (size_t i = 0; i < rows * dh && ok; ++i) {
+                const size_t r = i / dh, tok = r / heads, h = r % heads;
+                ok = t.check_close(want_r[i], want[(h * n + tok) * dh + i % dh], 0.0,
+                                   "%s and %s: the references must agree", ref.mqa_rows_names[prior], ref.mqa_names[prior]);
+                // The float logits differ between the two layouts' kernels only by base-2 rounding: the same
+                // tolerance as above (the row's, recomputed cheaply as the hull or not from got vs want).
+                const float g = got_r[i], w = want_r[i];
+                ok = ok && t.check(std::isnan(g) == std::isnan(w) && (std::isinf(g) == std::isinf(w)) &&
+                                       (!std::isinf(w) || g == w),
+                                   "%s extremes n=%zu dh=%zu heads=%zu causal=%d case %d row %zu: NaN/Inf %g vs %g",
+                                   ks.mqa_rows_names[prior], n, dh, heads, causal, c, r, g, w);
+                if (ok && std::isfinite(w)) {
+                  const double fast_err = std::fabs(double(got[(h * n + tok) * dh + i % dh]) - w);
+                  ok = t.check(std::fabs(double(g) - w) <= fast_err + 2e-5 * vmax + 1e-30 ||
+                                   std::fabs(double(g) - w) <= kMqaRel * vmax,
+                               "%s extremes n=%zu dh=%zu case %d row %zu: error %g beyond the mqa kernel's %g",
+                               ks.mqa_rows_names[prior], n, dh, c, r, std::fabs(double(g) - w), fast_err);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void test_linear_extremes(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(31);
+  const float specials[] = {kNaN, kInf, -kInf};
+  for (size_t m : {1, 5, 7}) {
+    for (size_t k : {1, 3, 16, 17}) {
+      for (size_t n : {1, 8, 15, 17, 33}) {
+        for (int c = 0; c < 7; ++c) {  // 0: huge x, 1: huge weights, 2: huge bias, 3: huge residual, 4-6: specials
+          const float mag = kMagnitudes[(m + k + n + c) % 4];
+          const size_t ldx = k + 1, ldy = n + 2;
+          std::vector<float> x(m * ldx), weight(n * k), bias(n);
+          fill_extreme(x, c == 0 ? mag : 1.f, (k + c) % 3, rng);
+          fill_extreme(weight, c == 1 ? mag : 1.f, 0, rng);
+          fill_extreme(bias, c == 2 ? mag : 1.f, 0, rng);
+          if (c >= 4) x[std::uniform_int_distribution<size_t>(0, m - 1)(rng) * ldx +
+                        std::uniform_int_distribution<size_t>(0, k - 1)(rng)] = specials[c - 4];
+          std::vector<float> packed(linear_packed_floats(n, k));
+          linear_pack(weight.data(), bias.data(), n, k, packed.data());
+          for (int e = 0; e < 3; ++e) {
+            const auto epi = static_cast<LinearEpilogue>(e);
+            std::vector<float> want(m * ldy), got(m * ldy);
+            fill_extreme(want, c == 3 ? mag : 1.f, 0, rng);
+            got = want;
+            ref.linear(x.data(), m, k, ldx, packed.data(), n, want.data(), ldy, epi);
+            ks.linear(x.data(), m, k, ldx, packed.data(), n, got.data(), ldy, epi);
+            bool ok = true;
+            for (size_t r = 0; r < m && ok; ++r) {
+              for (size_t col = 0; col < n && ok; ++col) {
+                double scale = std::fabs(bias[col]);
+                for (size_t j = 0; j < k; ++j) scale += std::fabs(double(x[r * ldx + j]) * weight[col * k + j]);
+                if (e == 2) scale += std::fabs(double(got[r * ldy + col]));
+                const double tol = (scale + 1e-30) * (e == 1 ? kGeluRel : kLinearRel) * 4;
+                ok = t.check_close(got[r * ldy + col], want[r * ldy + col], tol,
+                                   "%s extremes epilogue %d m=%zu k=%zu n=%zu case %d |.|~%g row %zu col %zu",
+                                   ks.linear_name, e, m, k, n, c, mag, r, col);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  // GELU of huge and infinite arguments: the reference's (x for x >> 0, -0 for x << 0, NaN at -Inf).
+  const float xs[] = {-3e38f, -1e20f, -1e10f, 1e10f, 1e20f, 3e38f, -kInf, kInf};
+  const float one = 1.f;
+  std::vector<float> packed(linear_packed_floats(1, 1));
+  linear_pack(&one, nullptr, 1, 1, packed.data());
+  for (float xv : xs) {
+    float want = 0.f, got = 0.f;
+    ref.linear(&xv, 1, 1, 1, packed.data(), 1, &want, 1, LinearEpilogue::kGeluTanh);
+    ks.linear(&xv, 1, 1, 1, packed.data(), 1, &got, 1, LinearEpilogue::kGeluTanh);
+    t.check_close(got, want, 1e-7 + kGeluRel * std::fabs(xv), "%s gelu(%g)", ks.linear_name, xv);
+  }
+}
+
+void test_layernorm_extremes(const KernelSet& ks, const KernelSet& ref, Test& t) {
+  std::mt19937 rng(41);
+  const float specials[] = {kNaN, kInf, -kInf};
+  for (size_t c : {1, 3, 8, 16, 17, 32, 64, 65}) {
+    for (int cs = 0; cs < 6; ++cs) {  // 0: huge x, 1: huge x around a huge mean, 2: huge gamma, 3-5: specials
+      const float mag = kMagnitudes[(c + cs) % 4];
+      const size_t m = 5, ldx = c + 2, ldy = c + 1;
+      std::vector<float> x(m * ldx), gamma(c), beta(c);
+      fill_extreme(x, cs == 0 || cs >= 3 ? mag : 1.f, 0, rng);  // case 1: unit noise, scaled below
+      if (cs == 1) {
+        for (float& v : x) v = mag * (1.f + 1e-3f * v);
+      }
+      fill_extreme(gamma, cs == 2 ? mag : 1.f, 0, rng);
+      fill_extreme(beta, 1.f, 0, rng);
+      if (cs >= 3) x[2 * ldx + c / 2] = specials[cs - 3];
+      for (float eps : {1e-5f, 0.f}) {
+        std::vector<float> want(m * ldy, 9.f), got(m * ldy, 9.f);
+        ref.layernorm(x.data(), m, c, ldx, gamma.data(), beta.data(), eps, want.data(), ldy);
+        ks.layernorm(x.data(), m, c, ldx, gamma.data(), beta.data(), eps, got.data(), ldy);
+        double gmax = 0.0;
+        for (float g : gamma) gmax = std::fmax(gmax, std::fabs(g));
+        bool ok = true;
+        for (size_t r = 0; r < m && ok; ++r) {
+          // As test_layernorm: relative to the output scale plus the float mean's rounding times rstd.
+          double mean = 0.0, var = 0.0;
+          for (size_t i = 0; i < c; ++i) mean += x[r * ldx + i];
+          mean /= static_cast<double>(c);
+          for (size_t i = 0; i < c; ++i) var += (x[r * ldx + i] - mean) * (x[r * ldx + i] - mean);
+          const double rstd = 1.0 / std::sqrt(var / static_cast<double>(c) + eps);
+          const double shift = 4.0 * kFloatEps * (std::fabs(mean) + std::sqrt(var)) * rstd;
+          const double tol = gmax * (kLayerNormRel * (std::sqrt(double(c)) + 1.0) + shift) + 1e-6;
+          for (size_t i = 0; i < c && ok; ++i) {
+            ok = t.check_close(got[r * ldy + i], want[r * ldy + i], std::isfinite(tol) ? tol : 0.0,
+                               "%s extremes c=%zu case %d |x|~%g eps=%g row %zu col %zu", ks.layernorm_name, c, cs,
+                               mag, eps, r, i);
+          }
+          if (cs <= 1 && eps > 0.f) {
+            t.check(all_finite(want.data() + r * ldy, c), "%s: finite rows must give finite outputs",
+                    ref.layernorm_name);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void test_factor_transpose(Test& t) {
@@ -470,6 +776,10 @@ int main() {
     test_mqa_rows(*ks, *ref, t);
     test_linear(*ks, *ref, t);
     test_layernorm(*ks, *ref, t);
+    test_softargmax_extremes(*ks, *ref, t);
+    test_mqa_extremes(*ks, *ref, t);
+    test_linear_extremes(*ks, *ref, t);
+    test_layernorm_extremes(*ks, *ref, t);
   }
   return t.finish("test_kernels");
 }

@@ -13,6 +13,12 @@ Dimensions: B batch, J joints, D x H x W heatmap volume (W fastest), heads H, N 
 `mobpose._core` (inference only: CPU, float32, no gradient); `'auto'` takes the kernel when it can:
 installed, CPU tensors, and no gradient needed. The C++ kernels agree with this reference within the
 tolerances of tests/tolerances.py.
+
+At the extremes of float32 both backends follow the same rules (README.md, "Kernels at the extremes of
+float32"), in float32 as in float64: finite inputs give finite, mathematically right results (the
+Taylor weights are scaled by a power of two, attention falls back to float64 where float32 logits or
+sums would overflow); NaN and Inf give NaN (or pass through) at the same places as in every kernel
+variant, which tests/test_kernel_extremes.py fuzzes.
 """
 
 from __future__ import annotations
@@ -58,8 +64,20 @@ def _use_native(backend: str, *tensors: torch.Tensor | None) -> bool:
     return _ops.native_available() and cpu and not grad
 
 
-def _numpy_f32(t: torch.Tensor):
-    return t.detach().to(torch.float32).contiguous().numpy()
+def _tracing() -> bool:
+    """Whether torch.compile or torch.export is tracing (no data-dependent checks then)."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
+def _numpy_f32(t: torch.Tensor, name: str):
+    """The tensor as float32 numpy for the kernels; finite values beyond float32 are refused (as ops does)."""
+    t = t.detach()
+    if t.dtype.itemsize > 4:
+        big = t.abs() > torch.finfo(torch.float32).max
+        if bool((big & torch.isfinite(t)).any()):
+            raise ValueError(f"{name} has finite values beyond the float32 range: the native kernels compute "
+                             "in float32 (use backend='torch')")
+    return t.to(torch.float32).contiguous().numpy()
 
 
 def taylor_weights(x: torch.Tensor, clamp: bool = False) -> torch.Tensor:
@@ -74,6 +92,23 @@ def taylor_weights(x: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     if clamp:
         x = x.clamp_min(-1.0)
     return 0.5 * (x + 1.0).square() + 0.5
+
+
+def _taylor_weights_scaled(x: torch.Tensor, clamp: bool) -> torch.Tensor:
+    """The Taylor weights of each row of x (..., V) divided by c^2, c a power of two per row (detached).
+
+    f(x) / c^2 = ((x + 1) / c)^2 / 2 + 1 / (2 c^2) with c = 2^floor(log2 max|x + 1|) clamped to [1, 2^126]:
+    (x + 1) / c is at most 4, so no weight or sum overflows float32 for any finite logit (f itself does
+    from |x| ~ 2.6e19, and its sums earlier), and the normalised p = f / sum f is unchanged (c cancels;
+    a power of two even changes no rounding below |x + 1| ~ 2^126). Past c ~ 2^64 the constant term
+    underflows to 0 against weights of order 1: a relative change below 2^-100. A NaN or Inf logit
+    still gives NaN through f / sum f.
+    """
+    u = (x.clamp_min(-1.0) if clamp else x) + 1.0
+    with torch.no_grad():
+        top = u.abs().amax(dim=-1, keepdim=True)
+        inv = torch.exp2(-torch.floor(torch.log2(top)).clamp(0.0, 126.0))
+    return 0.5 * (u * inv).square() + 0.5 * inv.square()
 
 
 def soft_argmax_3d(
@@ -95,17 +130,19 @@ def soft_argmax_3d(
         mode: 'exact', 'taylor' or 'taylor_clamped'.
         backend: 'torch' (differentiable), 'native' (C++ kernel) or 'auto'.
         return_peak: also return the largest normalised probability per joint (a confidence).
-        num_threads: threads of the native kernel (< 1: all cores).
+        num_threads: threads of the native kernel (0: all cores).
 
     Returns:
-        (B, J, 3) in heatmap units, and (B, J) peak if asked. A NaN in a joint's volume gives NaN for
-        that joint.
+        (B, J, 3) in heatmap units, and (B, J) peak if asked. Any finite logits give finite results
+        (the Taylor weights are computed scaled, see `_taylor_weights_scaled`); a NaN or +Inf logit in
+        a joint's volume gives NaN for that joint only, and so does -Inf in 'taylor' or a volume of
+        nothing but -Inf in 'exact' (-Inf has weight 0 in 'exact', f(-1) = 1/2 in 'taylor_clamped').
     """
     _check_tensor(heatmaps, "heatmaps", 5, "(B, J, D, H, W)")
-    if mode not in SOFT_ARGMAX_MODES:
-        raise ValueError(f"mode must be one of {SOFT_ARGMAX_MODES}, got {mode!r}")
+    _ops._choice(mode, "mode", SOFT_ARGMAX_MODES)
+    _ops._threads(num_threads)
     if _use_native(backend, heatmaps):
-        xyz, peak = _ops.soft_argmax_3d(_numpy_f32(heatmaps), mode, num_threads=num_threads)
+        xyz, peak = _ops.soft_argmax_3d(_numpy_f32(heatmaps, "heatmaps"), mode, num_threads=num_threads)
         xyz_t = torch.from_numpy(xyz).to(heatmaps.dtype)
         return (xyz_t, torch.from_numpy(peak).to(heatmaps.dtype)) if return_peak else xyz_t
 
@@ -114,7 +151,7 @@ def soft_argmax_3d(
     if mode == "exact":
         p = torch.softmax(flat, dim=-1)
     else:
-        f = taylor_weights(flat, clamp=mode == "taylor_clamped")
+        f = _taylor_weights_scaled(flat, clamp=mode == "taylor_clamped")
         p = f / f.sum(dim=-1, keepdim=True)
     vol = p.reshape(b, j, d, h, w)
     dev, dt = heatmaps.device, p.dtype
@@ -125,6 +162,49 @@ def soft_argmax_3d(
     if return_peak:
         return xyz_t, p.amax(dim=-1)
     return xyz_t
+
+
+def _mqa_logits(q, k, adj, scale, prior: str, causal: bool):
+    """(B, H, N, N) logits before and after the causal mask."""
+    bsz, heads, n, dh = q.shape
+    # Heads folded into the query axis: one (H*N, d) x (d, N) product per batch element.
+    logits = torch.bmm(q.reshape(bsz, heads * n, dh), k.transpose(1, 2)).reshape(bsz, heads, n, n)
+    logits = logits * dh**-0.5
+    if adj is not None:
+        logits = logits * (1.0 + scale * adj) if prior == "mul" else logits + scale * adj
+    masked = logits
+    if causal:
+        future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+        masked = logits.masked_fill(future, float("-inf"))
+    return logits, masked
+
+
+def _mqa_exact(q, k, v, adj, scale, prior: str, causal: bool) -> torch.Tensor:
+    """The attention by the rules at the extremes, in float64 (the C++ reference's attention_row_ref).
+
+    Logits in float64 never overflow from float32 inputs. A row with a NaN or +Inf logit, or with no
+    logit above -Inf, is NaN. Keys whose logit is -Inf are not attended (their values never reach the
+    row); an attended value of +-Inf passes through to its channel, NaN stays NaN (+Inf and -Inf in one
+    channel give NaN), whatever the key's weight (it is positive, even where exp underflows).
+    """
+    dt = q.dtype
+    q, k, v = q.double(), k.double(), v.double()
+    adj = None if adj is None else adj.double()
+    bsz, heads, n, dh = q.shape
+    _, logits = _mqa_logits(q, k, adj, scale, prior, causal)
+    inf = float("inf")
+    row_nan = torch.isnan(logits).any(-1) | (logits == inf).any(-1) | (logits == -inf).all(-1)
+    p = torch.softmax(logits.masked_fill(row_nan[..., None], 0.0), dim=-1).reshape(bsz, heads * n, n)
+    finite_v = torch.isfinite(v)
+    out = torch.bmm(p, torch.where(finite_v, v, 0.0))
+    if not bool(finite_v.all()):
+        attended = (logits > -inf).double().reshape(bsz, heads * n, n)
+        pos = torch.bmm(attended, (v == inf).double()) > 0
+        neg = torch.bmm(attended, (v == -inf).double()) > 0
+        nan = (torch.bmm(attended, torch.isnan(v).double()) > 0) | (pos & neg)
+        out = torch.where(pos, inf, torch.where(neg, -inf, out)).masked_fill(nan, float("nan"))
+    out = out.reshape(bsz, heads, n, dh).masked_fill(row_nan[..., None], float("nan"))
+    return out.to(dt)
 
 
 def mqa_prior(
@@ -144,6 +224,12 @@ def mqa_prior(
     L = q k^T / sqrt(d) (the H query heads share k); 'mul': L * (1 + scale * adj); 'add':
     L + scale * adj; causal: L[i, j] = -inf for j > i; out = softmax_j(L) v.
 
+    At the extremes (as every kernel variant): any finite inputs give the finite, mathematically right
+    output (where the float32 logits or sums overflow, the call is recomputed in float64); a NaN or
+    +Inf logit, or a row whose every logit is -Inf, gives a NaN row; a key with logit -Inf (or in the
+    causal future) is not attended, even with a NaN value; an attended +-Inf value passes through to
+    its channel (NaN for NaN or both signs).
+
     Args:
         q: (B, H, N, d) queries.
         k: (B, N, d) the shared key head.
@@ -153,10 +239,14 @@ def mqa_prior(
         prior: 'mul' (the poster's form) or 'add' (the ablation).
         causal: token i attends only to tokens j <= i (streaming).
         backend: 'torch', 'native' or 'auto'.
-        num_threads: threads of the native kernel (< 1: all cores).
+        num_threads: threads of the native kernel (0: all cores).
 
     Returns:
         (B, H, N, d).
+
+    Raises:
+        TypeError, ValueError: a bad argument, named in the message; ValueError also when the prior
+            factor (1 + scale * adj, or scale * adj) is not finite in float32 (the kernels' precision).
     """
     _check_tensor(q, "q", 4, "(B, H, N, d)")
     _check_tensor(k, "k", 3, "(B, N, d)")
@@ -172,23 +262,30 @@ def mqa_prior(
         _check_tensor(adj, "adj", 2, "(N, N)")
         if tuple(adj.shape) != (n, n):
             raise ValueError(f"adj must have shape (N, N) = {(n, n)}, got {tuple(adj.shape)}")
-    if prior not in PRIOR_MODES:
-        raise ValueError(f"prior must be one of {PRIOR_MODES}, got {prior!r}")
+    _ops._choice(prior, "prior", PRIOR_MODES)
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    _ops._threads(num_threads)
     scale_t = scale if isinstance(scale, torch.Tensor) else None
     if scale_t is not None:
         if scale_t.numel() != 1:
             raise ValueError(f"scale must be a scalar, got shape {tuple(scale_t.shape)}")
-        if not bool(torch.isfinite(scale_t.detach()).all()):
+        if not _tracing() and not bool(torch.isfinite(scale_t.detach().float()).all()):
             raise ValueError(f"scale must be finite, got {scale_t.item()}")
     else:
         scale = _ops._finite_f32(scale, "scale")
+    if adj is not None and not _tracing():
+        # The factor is float32 in the kernels: it must be finite there, on both backends.
+        s32 = scale_t.detach().float() if scale_t is not None else torch.tensor(scale, dtype=torch.float32)
+        factor = (1.0 if prior == "mul" else 0.0) + s32.to(adj.device) * adj.detach().float()
+        if not bool(torch.isfinite(factor).all()):
+            raise ValueError("adj and scale * adj must be finite in float32 (the prior factor "
+                             f"{'1 + scale * adj' if prior == 'mul' else 'scale * adj'} is not)")
 
     if _use_native(backend, q, k, v, adj, scale_t):
         out = _ops.mqa_prior(
-            _numpy_f32(q), _numpy_f32(k), _numpy_f32(v),
-            None if adj is None else _numpy_f32(adj),
+            _numpy_f32(q, "q"), _numpy_f32(k, "k"), _numpy_f32(v, "v"),
+            None if adj is None else _numpy_f32(adj, "adj"),
             prior_scale=float(scale), prior_mode=prior, causal=causal, num_threads=num_threads,
         )
         return torch.from_numpy(out).to(q.dtype)
@@ -196,18 +293,15 @@ def mqa_prior(
     # k, v and adj follow q's dtype (the native path computes everything in float32).
     k, v = k.to(q.dtype), v.to(q.dtype)
     adj = None if adj is None else adj.to(q.dtype)
-    # Heads folded into the query axis: one (H*N, d) x (d, N) product per batch element.
-    logits = torch.bmm(q.reshape(bsz, heads * n, dh), k.transpose(1, 2)).reshape(bsz, heads, n, n)
-    logits = logits * dh**-0.5
-    if adj is not None:
-        logits = logits * (1.0 + scale * adj) if prior == "mul" else logits + scale * adj
-    if causal:
-        future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
-        logits = logits.masked_fill(future, float("-inf"))
-    p = torch.softmax(logits, dim=-1)
-    if causal and not bool(torch.isfinite(v).all()):
-        # p @ v would give 0 * NaN = NaN for rows that never see a non-finite future value; sum
-        # each row over its own past only, as the C++ kernel does (slow, only on non-finite input).
-        rows = [p[:, :, i : i + 1, : i + 1] @ v[:, None, : i + 1, :] for i in range(n)]
-        return torch.cat(rows, dim=2)
-    return torch.bmm(p.reshape(bsz, heads * n, n), v).reshape(bsz, heads, n, dh)
+    logits, masked = _mqa_logits(q, k, adj, scale, prior, causal)
+    p = torch.softmax(masked, dim=-1)
+    out = torch.bmm(p.reshape(bsz, heads * n, n), v).reshape(bsz, heads, n, dh)
+    if _tracing():
+        return out
+    # The fast form stands when every logit and value is finite and so is every output (an overflowed
+    # float32 dot product never comes back to a finite logit, an overflowed sum not to a finite output):
+    # one check, one synchronisation. Otherwise (NaN / Inf inputs, or magnitudes beyond float32's
+    # range in the logits or sums) the rules at the extremes decide, computed in float64.
+    if bool(torch.isfinite(logits).all() & torch.isfinite(v).all() & torch.isfinite(out).all()):
+        return out
+    return _mqa_exact(q, k, v, adj, scale, prior, causal)

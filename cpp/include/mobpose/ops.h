@@ -28,7 +28,9 @@ void soft_argmax_3d(const float* heatmaps, int64_t n, int64_t joints, int64_t de
 //   out [batch][heads][tokens][dh].
 // logits = q k^T / sqrt(dh); multiplicative: logits * (1 + prior_scale * prior); additive:
 // logits + prior_scale * prior; causal: token i attends to tokens j <= i; softmax over j; out = p v.
-// prior_scale is lambda * a, prior is Adj1 + Adj2 (the caller adds them).
+// prior_scale is lambda * a, prior is Adj1 + Adj2 (the caller adds them); the factor 1 + prior_scale * prior
+// (or prior_scale * prior) must be finite in float32, else std::invalid_argument. NaN / Inf in q, k, v
+// follow the kernels' semantics (README "Kernels at the extremes of float32").
 void mqa_prior(const float* q, const float* k, const float* v, const float* prior, float prior_scale,
                kernels::PriorMode mode, int64_t batch, int64_t heads, int64_t tokens, int64_t dh,
                bool causal, float* out, int num_threads);

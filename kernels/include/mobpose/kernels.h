@@ -150,6 +150,9 @@ void f64acc_mqarows_addprior__ref(const float*, size_t, const float*, const floa
                                   size_t, size_t, size_t, size_t, bool, float*, size_t, float*);
 void f64acc_linear__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t n,
                         float* y, size_t ldy, LinearEpilogue epilogue);
+// The same for output columns [col_begin, col_end) only (the fast variants' fallback for one tile).
+void f64acc_linear_cols__ref(const float* x, size_t m, size_t k, size_t ldx, const float* packed, size_t col_begin,
+                             size_t col_end, float* y, size_t ldy, LinearEpilogue epilogue);
 void f64acc_layernorm__ref(const float* x, size_t m, size_t c, size_t ldx, const float* gamma,
                            const float* beta, float eps, float* y, size_t ldy);
 
