@@ -154,3 +154,92 @@ def test_render_video_and_image(tmp_path):
         render_image(grey(), pixels, pose, tmp_path / "pose.xyz")
     with pytest.raises(FileNotFoundError):
         render_image(grey(), pixels, pose, tmp_path / "no" / "pose.png")
+
+
+# The mean CMU pose (test split, root-relative, a level camera: X right, Y down, Z forward), mm; 1334 mm from
+# head top to ankle. Scaled to 1700 mm below: a tall person with long legs.
+MEAN_CMU_17 = np.array([
+    [0, 0, 0], [-92, 98, -29], [-86, 478, -156], [-83, 830, -7], [87, 106, -30], [85, 501, -128], [85, 857, 22],
+    [3, -111, -17], [2, -222, -38], [7, -307, -30], [-3, -477, -57], [190, -276, -35], [231, -21, 11],
+    [258, 135, -60], [-188, -261, -25], [-217, -34, -35], [-240, 81, -124]], np.float64)
+HEAD_TOP, ANKLES, WRISTS, ELBOWS, SHOULDERS = 10, (3, 6), (13, 16), (12, 15), (11, 14)
+
+
+def _standing(height_mm: float = 1700.0) -> np.ndarray:
+    pose = MEAN_CMU_17 * height_mm / (MEAN_CMU_17[:, 1].max() - MEAN_CMU_17[:, 1].min())
+    return pose - pose[0]
+
+
+def _arms_raised(height_mm: float = 1700.0) -> np.ndarray:
+    pose = _standing(height_mm)
+    for s, e, w in zip(SHOULDERS, ELBOWS, WRISTS, strict=True):
+        pose[e] = pose[s] + [0.3 * (pose[s, 0]), -0.19 * height_mm, 0]
+        pose[w] = pose[s] + [0.5 * (pose[s, 0]), -0.38 * height_mm, 0]  # hands well above the head
+    return pose
+
+
+def _pitched(pose: np.ndarray, deg: float) -> np.ndarray:
+    """The pose seen by a camera pitched by `deg` (down > 0): the body's vertical tilts into depth."""
+    a = np.radians(deg)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    return pose @ rot.T
+
+
+def _drawn_box(panel: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the skeleton's coloured pixels (the background and grid are grey)."""
+    c = panel.astype(int)
+    ys, xs = np.nonzero(c.max(2) - c.min(2) > 40)
+    return xs.min(), ys.min(), xs.max(), ys.max()
+
+
+POSES = {
+    "standing 1700 mm": _standing(),
+    "standing 1900 mm": _standing(1900.0),
+    "arms raised 1700 mm": _arms_raised(),
+    "arms raised 1900 mm, camera pitched down 25 deg": _pitched(_arms_raised(1900.0), 25.0),
+    "standing 1900 mm, camera pitched up 25 deg": _pitched(_standing(1900.0), -25.0),
+    "arms out sideways": np.where(np.isin(np.arange(17), WRISTS + ELBOWS)[:, None],
+                                  _standing() * [3.0, 0, 1] + [0, -350, 0], _standing()),
+}
+
+
+@pytest.mark.parametrize("name", list(POSES))
+@pytest.mark.parametrize("size", [480, 160])
+def test_3d_panel_shows_the_whole_person_with_a_margin(name, size):
+    pose = POSES[name]
+    out = render_frame(grey(size, size), np.full((17, 2), np.nan), pose)
+    panel = out[:size, size : 2 * size]
+    x0, y0, x1, y1 = _drawn_box(panel)
+    margin = 0.04 * size
+    assert x0 >= margin and y0 >= margin and x1 <= size - 1 - margin and y1 <= size - 1 - margin, (
+        f"{name}: drawn box {(x0, y0, x1, y1)} in a {size} px panel leaves less than {margin:.0f} px")
+    # the extreme joints themselves are drawn (not cut): a coloured pixel at each
+    c = panel.astype(int)
+    coloured = c.max(2) - c.min(2) > 40
+    alone = draw_pose_3d(pose, size=size, skeleton=H36M_17)
+    np.testing.assert_array_equal(alone, panel)
+    lowest, highest = int(np.argmax(pose[:, 1])), int(np.argmin(pose[:, 1]))
+    for j in {HEAD_TOP, *ANKLES, *WRISTS, lowest, highest}:
+        only = np.full_like(pose, np.nan)
+        only[j] = pose[j]
+        dot = draw_pose_3d(only, size=size, skeleton=H36M_17)  # the same fixed view: where joint j lands
+        d = dot.astype(int)
+        ys, xs = np.nonzero(d.max(2) - d.min(2) > 40)
+        assert len(ys) and coloured[ys, xs].all()
+        assert margin <= ys.min() and ys.max() <= size - 1 - margin, f"{name}: joint {j} at rows {ys.min()}-{ys.max()}"
+        assert margin <= xs.min() and xs.max() <= size - 1 - margin, f"{name}: joint {j} at cols {xs.min()}-{xs.max()}"
+    if "sideways" not in name:
+        assert y1 - y0 >= 0.5 * size, f"{name}: the person is drawn only {y1 - y0} px tall in {size} px"
+
+
+def test_3d_view_is_fixed_for_ordinary_poses_and_fits_extraordinary_ones():
+    """Poses of people stay in the same view (a video does not jump); a pose beyond it is shrunk to fit."""
+    size = 320
+    ref = draw_pose_3d(_standing(), size=size, skeleton=H36M_17)
+    # the same scale for two ordinary poses: the 1700 mm person's drawing is 1700/1500 the 1500 mm one's
+    h17 = np.subtract(*_drawn_box(ref)[3:1:-1])
+    h15 = np.subtract(*_drawn_box(draw_pose_3d(_standing(1500.0), size=size, skeleton=H36M_17))[3:1:-1])
+    assert h17 / h15 == pytest.approx(1700 / 1500, rel=0.06)
+    giant = _standing(5000.0)
+    x0, y0, x1, y1 = _drawn_box(draw_pose_3d(giant, size=size, skeleton=H36M_17))
+    assert min(x0, y0) >= 0.04 * size and max(x1, y1) <= 0.96 * size

@@ -75,32 +75,45 @@ def draw_pose_3d(
     size: int = 256,
     azimuth_deg: float = 0.0,
     elevation_deg: float = 15.0,
-    extent_mm: float = 1100.0,
+    extent_mm: float = 1300.0,
     skeleton: Skeleton = H36M_18,
     title: str | None = None,
+    margin: float = 0.05,
 ) -> np.ndarray:
     """A root-relative camera-space pose (J, 3) mm (X right, Y down, Z forward) drawn in a fixed 3D view.
 
     The view orbits the root: azimuth 0 looks along the camera's own axis (what the camera saw), 90 from
-    the person's right-hand side of the image; elevation looks down from above. Fixed axes (`extent_mm`
-    half-width) and a ground grid through the lowest joint, so frames of a video are comparable.
+    the person's right-hand side of the image; elevation looks down from above. Fixed axes, centred on
+    the root: `extent_mm` from the root to each side of the panel, inside a `margin` (a fraction of
+    `size`) left free on every side, so that a whole standing person (head to feet, up to about 2 m tall,
+    also with the hands raised over the head or the body tilted by a pitched camera) fits; and a ground
+    grid (`extent_mm` half-width) through the lowest joint, so frames of a video are comparable. A pose
+    reaching beyond the view (a gross estimate) is drawn smaller, to fit that frame.
     """
     pose = np.asarray(pose_mm, dtype=np.float64)
     if pose.ndim != 2 or pose.shape[1] != 3:
         raise ValueError(f"pose_mm must have shape (J, 3), got {pose.shape}")
+    if not 0 <= margin < 0.5:
+        raise ValueError(f"margin must be in [0, 0.5), got {margin}")
     img = np.full((size, size, 3), 250, np.uint8)
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
     # orbit: rotate about the vertical (camera -Y) axis by azimuth, then tilt by elevation
     ry = np.array([[math.cos(az), 0, -math.sin(az)], [0, 1, 0], [math.sin(az), 0, math.cos(az)]])
     rx = np.array([[1, 0, 0], [0, math.cos(el), math.sin(el)], [0, -math.sin(el), math.cos(el)]])
     rot = rx @ ry
-    scale = size / (2.2 * extent_mm)
+    finite = np.isfinite(pose).all(1)
+    joint_px = 4  # what a joint's circle (radius thickness + 1) and its anti-aliased rim add around its centre
+    room = max(size / 2 - margin * size - joint_px, 1.0)  # pixels from the root to the free margin
+    scale = room / extent_mm
+    if finite.any():
+        reach = float(np.abs(pose[finite] @ rot.T)[:, :2].max()) * scale
+        if reach > room:
+            scale *= room / reach
 
     def to_px(p: np.ndarray) -> np.ndarray:
         q = p @ rot.T
-        return np.stack([size / 2 + q[..., 0] * scale, size * 0.55 + q[..., 1] * scale], -1)
+        return np.stack([size / 2 + q[..., 0] * scale, size / 2 + q[..., 1] * scale], -1)
 
-    finite = np.isfinite(pose).all(1)
     ground = float(np.nanmax(pose[finite, 1])) if finite.any() else extent_mm
     e = extent_mm
     for t in np.linspace(-e, e, 9):

@@ -7,13 +7,30 @@ within each clip (consecutive frames) and weighted the same way.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 
 from .. import metrics
 
-__all__ = ["clip_metrics", "format_report", "report_by_action"]
+__all__ = ["clip_metrics", "format_report", "progress_bar", "report_by_action"]
+
+logger = logging.getLogger(__name__)
+
+
+def progress_bar(items: Iterable, *, total: int | None = None, desc: str, unit: str = "it", enabled: bool = True):
+    """`items` with a tqdm progress bar on stderr when `enabled` and tqdm is installed (the train extra);
+    without tqdm, one log line and `items` as they are."""
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        logger.info("%s: %s %ss (install tqdm for a progress bar)", desc, total if total is not None else "?", unit)
+        return items
+    return tqdm(items, total=total, desc=desc, unit=unit, leave=False)
 
 
 def clip_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:

@@ -80,6 +80,8 @@ def train_ipem(
 
     `init`: start from this checkpoint's weights (same architecture; the soft-argmax mode and the
     logit scale may differ: e.g. a Taylor fine-tune of a network trained with the exact softmax)."""
+    train = train or ipem_recipe()
+    torch.manual_seed(train.seed)  # before the model is built: its initial weights follow the seed
     model = create_model(model_name, **(model_kwargs or {}))
     if init:
         from ..pretrained import model_from_file
@@ -92,7 +94,6 @@ def train_ipem(
         except RuntimeError as exc:
             raise ValueError(f"--init {init}: its weights do not fit {model_name}: {exc}") from exc
         logger.info("initialised from %s", init)
-    train = train or ipem_recipe()
 
     bins = getattr(getattr(model, "config", None), "facing_bins", 0)
     if facing_loss and not bins:
@@ -162,19 +163,21 @@ def predict_mm(model: torch.nn.Module, batch: dict[str, torch.Tensor], flip_test
 
 
 def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_test: bool = False,
-                  joints: int = 17) -> dict[str, float]:
+                  joints: int = 17, progress: bool = False) -> dict[str, float]:
     """MPJPE and PA-MPJPE (rigid, ConvNeXtPose protocol 1) in mm over the first `joints` joints, the
     error of always predicting the mean root-relative pose of the same set (the baseline to beat), the
     mean absolute error per camera axis (x, y, z) of both, :func:`lr_separation`, and with a facing head
-    (config.facing_bins) the accuracy of its sector."""
+    (config.facing_bins) the accuracy of its sector. `progress`: a tqdm bar over the batches."""
     from ..metrics import mpjpe, pa_mpjpe
+    from .evaluation import progress_bar
 
     bins = getattr(getattr(model, "config", None), "facing_bins", 0)
     preds, gts, facing_hits, features = [], [], [], []
     # the facing head reads the backbone features of the pose pass (the first, unflipped one of a batch)
     hook = model.norm.register_forward_hook(lambda _m, _i, out: features.append(out)) if bins else None
     try:
-        for start in range(0, len(dataset), batch_size):
+        starts = range(0, len(dataset), batch_size)
+        for start in progress_bar(starts, total=len(starts), desc="IPEM on renders", unit="batch", enabled=progress):
             batch = collate_labelled([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             features.clear()
             preds.append(predict_mm(model, batch, flip_test).numpy())

@@ -28,7 +28,7 @@ from ..losses import bone_length_loss, mpjpe_loss, reprojection_loss
 from ..models import create_model
 from ..models.videopose3d import TemporalModel, make_trajectory_model
 from ..skeleton import H36M_17
-from .evaluation import report_by_action
+from .evaluation import progress_bar, report_by_action
 from .loop import TrainConfig, fit
 from .prm_stage import final_report, test_sequences, training_views
 
@@ -176,9 +176,10 @@ def h36m_lifter_clips(h36m_3d: str, h36m_2d: str, cameras_json: str, fps: float 
     return clips
 
 
-def evaluate_lifter_h36m(model: TemporalModel, clips) -> dict:
-    """Report of the lifter on `h36m_lifter_clips` (prediction kind 'h36m-2d')."""
+def evaluate_lifter_h36m(model: TemporalModel, clips, progress: bool = False) -> dict:
+    """Report of the lifter on `h36m_lifter_clips` (prediction kind 'h36m-2d'); `progress`: a tqdm bar."""
     model.eval()
+    clips = progress_bar(clips, total=len(clips), desc="lifter on clips", unit="clip", enabled=progress)
     return report_by_action((action, clean, {"h36m-2d": lift_clip(model, x)}) for action, clean, x in clips)
 
 
@@ -194,12 +195,14 @@ def lift_clip(model: TemporalModel, keypoints: np.ndarray) -> np.ndarray:
     return out
 
 
-def evaluate_lifter(model: TemporalModel, clips) -> dict:
-    """Report with ground-truth 2D ('gt-2d') and noisy 2D ('noisy-2d') inputs."""
+def evaluate_lifter(model: TemporalModel, clips, progress: bool = False) -> dict:
+    """Report with ground-truth 2D ('gt-2d') and noisy 2D ('noisy-2d') inputs; `progress`: a tqdm bar
+    over the clips."""
     model.eval()
     return report_by_action(
         (action, clean, {"gt-2d": lift_clip(model, gt), "noisy-2d": lift_clip(model, noisy)})
-        for action, clean, gt, noisy in clips
+        for action, clean, gt, noisy in progress_bar(clips, total=len(clips), desc="lifter on clips", unit="clip",
+                                                     enabled=progress)
     )
 
 
@@ -242,6 +245,7 @@ def train_lifter(
     data = data or LifterDataConfig()
     train = train or TrainConfig(epochs=10, batch_size=256, lr=1e-3, weight_decay=0.0, schedule="exponential",
                                  decay=0.95)
+    torch.manual_seed(train.seed)  # before the models are built: their initial weights follow the seed
     pose = create_model(model_name, optimized=True, **(model_kwargs or {}))
     dataset = build_lifter_set(data, pose.receptive_field, pose.causal)
     clips = lifter_protocol_set(data.fps, data.noise, max_sequences=eval_sequences)

@@ -5,6 +5,7 @@
   `checkpoint_every` steps and at each epoch's end. A killed run started again with the same
   `out_dir` resumes from `last.safetensors` at the step it reached and sees the same data order
   (each epoch's order is drawn from `seed + epoch`, and a resumed epoch skips the batches it did).
+  Temporaries that killed writes left in `out_dir` (`.*.safetensors.*.tmp`) are removed when a run starts.
 - Multi-process data parallel training: started by `torchrun --nproc-per-node N`, the loop joins the
   process group (gloo on CPU), wraps the model in DistributedDataParallel, shards every epoch's batches
   over the ranks, and only rank 0 writes files.
@@ -192,6 +193,8 @@ def fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, start_batch, step, best = 0, 0, 0, math.inf
     last = out / "last.safetensors"
+    if rank == 0:  # the run folder is this run's: temporaries of killed checkpoint writes are stale
+        ck.remove_stale_temporaries(out)
     if last.exists():
         tensors, meta = ck.load(last, kind="training")
         if meta["model"] != model_name or meta["config"] != json.loads(json.dumps(model_config)):

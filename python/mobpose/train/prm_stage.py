@@ -31,7 +31,7 @@ from ..losses import prm_loss
 from ..models import create_model
 from ..models.prm import PRM, config_dict
 from ..skeleton import H36M_17
-from .evaluation import format_report, report_by_action
+from .evaluation import format_report, progress_bar, report_by_action
 from .loop import TrainConfig, fit
 
 __all__ = [
@@ -175,12 +175,14 @@ def refine_clip(model: PRM, clip: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def evaluate_prm(model: PRM, clips) -> dict:
-    """Report (see `evaluation.report_by_action`) of the input and the PRM output over the protocol clips."""
+def evaluate_prm(model: PRM, clips, progress: bool = False) -> dict:
+    """Report (see `evaluation.report_by_action`) of the input and the PRM output over the protocol clips;
+    `progress`: a tqdm bar over the clips."""
     model.eval()
     return report_by_action(
         (action, clean, {"input": noisy, "refined": refine_clip(model, noisy)})
-        for action, _name, _cam, clean, noisy in clips
+        for action, _name, _cam, clean, noisy in progress_bar(clips, total=len(clips), desc="PRM on clips",
+                                                               unit="clip", enabled=progress)
     )
 
 
@@ -269,6 +271,7 @@ def train_prm(
     data = data or PRMDataConfig()
     train = train or TrainConfig(epochs=6, batch_size=64, lr=1e-3, weight_decay=0.1, schedule="cosine",
                                  warmup_epochs=0.5, min_lr=1e-5, grad_clip=1.0)
+    torch.manual_seed(train.seed)  # before the model is built: its initial weights follow the seed
     model = create_model(model_name, **(model_kwargs or {}))
     cfg = model.config
     if init:
