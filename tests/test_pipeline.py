@@ -215,3 +215,24 @@ def test_tracker_keeps_a_person_seen_side_on():
     box = t.next(joints, np.full(8, 0.01))
     assert t.reinits == 0
     np.testing.assert_allclose(box[2:], [40.0, 160.0])  # width at least a quarter of the height
+
+
+def test_tracker_with_presence_loses_the_person_only_after_patience_frames():
+    t = PoseTracker(None, smoothing=0.0, expand=1.0, patience=3)
+    t.first((200, 100))
+    t.found([40, 10, 50, 80])  # the search's result
+    joints = np.array([[50.0, 20.0], [70.0, 80.0]] * 4)
+    for _ in range(5):  # confidence swings do not matter while a person is seen
+        t.next(joints, np.full(8, 0.1), present=True)
+        t.next(joints, np.full(8, 0.001), present=True)
+    assert t.reinits == 0 and not t.searching
+    t.next(joints, np.full(8, 0.1), present=False)
+    t.next(joints, np.full(8, 0.1), present=False)
+    t.next(joints, np.full(8, 0.1), present=True)  # seen again: the count starts over
+    t.next(joints, np.full(8, 0.1), present=False)
+    t.next(joints, np.full(8, 0.1), present=False)
+    assert t.reinits == 0
+    box = t.next(joints, np.full(8, 0.1), present=False)  # the third frame in a row without a person
+    assert t.reinits == 1 and t.searching and np.array_equal(box, [0, 0, 200, 100])
+    with pytest.raises(ValueError, match="patience"):
+        PoseTracker(None, patience=0)

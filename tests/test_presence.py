@@ -207,3 +207,21 @@ def test_real_people_mostly_score_person(scorer):
                          size)[0] for r in rows]
     p = score(crops)
     assert (p >= pm.threshold).sum() >= 6, f"probabilities {np.round(p, 3).tolist()}, threshold {pm.threshold:.3f}"
+
+
+@shipped
+def test_shipped_presence_model_is_verified_against_the_manifest(tmp_path):
+    import shutil
+
+    from mobpose import pretrained
+    from mobpose.safetensors_np import CheckpointError
+
+    folder = tmp_path / "weights"
+    shutil.copytree(pretrained.WEIGHTS_DIR, folder)
+    assert pretrained.verify_presence("ipem-xs", folder) == folder / "presence-ipem-xs.json"
+    path = folder / "presence-ipem-xs.json"
+    path.write_text(path.read_text().replace('"threshold": 0.', '"threshold": 0.0'))  # one byte more
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        pretrained.verify_presence("ipem-xs", folder)
+    with pytest.raises(ValueError, match="no presence model"):
+        pretrained.verify_presence("prm-causal", folder)

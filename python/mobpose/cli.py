@@ -31,9 +31,10 @@ def _info(_: argparse.Namespace) -> int:
 
 def _add_run_args(p, *, epochs: int, batch_size: int, views: int) -> None:
     """Options every training command shares (their defaults differ per command)."""
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training set (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help="training windows per optimiser step, over all processes (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default %(default)s)")
     p.add_argument("--views", type=int, default=views, help="random cameras per training sequence")
     p.add_argument("--stride", type=int, default=2, help="frames between training windows")
     p.add_argument("--max-sequences", type=int, default=0, help="use only N training sequences (smoke runs)")
@@ -57,7 +58,8 @@ def _add_train(sub) -> None:
     _add_run_args(prm, epochs=6, batch_size=64, views=4)
     prm.add_argument("--val-stride", type=int, default=4, help="validate each epoch on every k-th protocol clip")
     prm.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
-    prm.add_argument("--seed", type=int, default=0)
+    prm.add_argument("--seed", type=int, default=0,
+                     help="seeds the initial weights, the data order and the data draws (default 0)")
     prm.add_argument("--ipem", default=None,
                      help="an IPEM checkpoint: train and evaluate on its outputs on rendered CMU videos "
                           "(default: noisy ground truth)")
@@ -67,18 +69,23 @@ def _add_train(sub) -> None:
     ipem = which.add_parser("ipem", help="stage 1: the IPEM (ConvNeXtPose) on synthetic renders of CMU poses")
     ipem.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
     ipem.add_argument("--model", default="convnextpose_xs", help="registry name (default convnextpose_xs)")
-    ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default="taylor")
+    ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default="taylor",
+                      help="soft-argmax of the heatmaps: taylor (2nd-order Taylor softmax, the default), its "
+                           "clamped variant, or the exact softmax")
     ipem.add_argument("--logit-scale", type=float, default=16.0,
                       help="factor on the heatmap logits (16: Taylor reaches its peak logits; 1: published)")
-    ipem.add_argument("--epochs", type=int, default=12)
+    ipem.add_argument("--epochs", type=int, default=12, help="passes of --samples-per-epoch renders (default 12)")
     ipem.add_argument("--samples-per-epoch", type=int, default=3200, help="renders per epoch (drawn afresh)")
-    ipem.add_argument("--batch-size", type=int, default=32)
-    ipem.add_argument("--lr", type=float, default=1e-3)
+    ipem.add_argument("--batch-size", type=int, default=32,
+                      help="crops per optimiser step, over all processes (default 32)")
+    ipem.add_argument("--lr", type=float, default=1e-3,
+                      help="peak learning rate of AdamW, after the warm-up (default 1e-3)")
     ipem.add_argument("--eval-samples", type=int, default=256, help="held-out CMU-test renders validated per epoch")
     ipem.add_argument("--workers", type=int, default=1, help="data-loader processes rendering ahead")
     ipem.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ipem.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
-    ipem.add_argument("--seed", type=int, default=0)
+    ipem.add_argument("--seed", type=int, default=0,
+                      help="seeds the initial weights, the data order and the renders (default 0)")
     ipem.add_argument("--init", default=None,
                       help="start from this checkpoint's weights (e.g. fine-tune with Taylor a network "
                            "trained with --softargmax exact)")
@@ -108,12 +115,13 @@ def _add_train(sub) -> None:
                         help="with --labelled-fraction: train on the labelled share only (the baseline)")
     _add_run_args(lifter, epochs=10, batch_size=256, views=4)
     lifter.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
-    lifter.add_argument("--seed", type=int, default=0)
+    lifter.add_argument("--seed", type=int, default=0,
+                        help="seeds the initial weights, the data order and the data draws (default 0)")
 
 
 def _add_ablate(sub) -> None:
     ab = sub.add_parser("ablate", help="the PRM ablation on CMU-17 (trains each variant, then tabulates)")
-    ab.add_argument("what", choices=("prm",))
+    ab.add_argument("what", choices=("prm",), help="the model whose ablation runs (prm)")
     ab.add_argument("--out", required=True, help="folder: one resumable run per variant, ablation.md")
     ab.add_argument("--centred", action="store_true", help="centred windows (default causal)")
     _add_run_args(ab, epochs=2, batch_size=64, views=2)
@@ -248,7 +256,7 @@ def _eval_ipem(args) -> int:
     else:
         from .train.ipem_stage import evaluate_ipem, ipem_eval_set
 
-        report = evaluate_ipem(model, ipem_eval_set(model, args.samples), flip_test=args.flip_test)
+        report = evaluate_ipem(model, ipem_eval_set(model, args.samples), flip_test=args.flip_test, progress=True)
         report.update(model=args.model, softargmax=model.softargmax_mode, flip_test=args.flip_test,
                       protocol="synthetic CMU-test renders, GT box and root depth, 17 joints")
         print(json.dumps(report))
@@ -283,7 +291,7 @@ def _eval(args) -> int:
             print(f"input: IPEM {args.ipem} on rendered CMU-17 test clips ({len(clips)} clip views)")
         else:
             clips = protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d)
-        report = evaluate_prm(model, clips)
+        report = evaluate_prm(model, clips, progress=True)
         print(f"checkpoint {args.checkpoint}: causal={model.config.causal} window={model.config.num_frames}")
     else:
         from .train.evaluation import format_report
@@ -297,13 +305,14 @@ def _eval(args) -> int:
             from .train.lifter_stage import evaluate_lifter_h36m, h36m_lifter_clips
 
             clips = h36m_lifter_clips(args.h36m_3d, args.h36m_2d, args.h36m_cameras)
-            report = evaluate_lifter_h36m(model, clips)
+            report = evaluate_lifter_h36m(model, clips, progress=True)
             print(format_report(report, protocol="Human3.6M S9/S11, your 2D and cameras, 30 fps"))
             if args.json:
                 with open(args.json, "w") as f:
                     json.dump(report, f, indent=2)
             return 0
-        report = evaluate_lifter(model, lifter_protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d))
+        clips = lifter_protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d)
+        report = evaluate_lifter(model, clips, progress=True)
     print(format_report(report, protocol="H36M-17v (Human3.6M S9/S11, virtual cameras)" if args.h36m_3d else "CMU-17"))
     if args.json:
         with open(args.json, "w") as f:
@@ -328,14 +337,23 @@ def _add_export(sub) -> None:
 def _export(args) -> int:
     from .export import export_tflite
 
-    if args.prm:
-        from .export import export_step
+    # an export takes minutes: its steps (loading, converting, metadata, checking) are logged at INFO and
+    # shown on stderr even without -v
+    export_log = logging.getLogger("mobpose.export")
+    level = export_log.level
+    if not export_log.isEnabledFor(logging.INFO):
+        export_log.setLevel(logging.INFO)
+    try:
+        if args.prm:
+            from .export import export_step
 
-        info = export_step(args.model, args.prm, args.out, fp16=args.fp16, max_logit=args.max_logit,
-                           min_logit=args.min_logit)
-    else:
-        info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit,
-                             min_logit=args.min_logit)
+            info = export_step(args.model, args.prm, args.out, fp16=args.fp16, max_logit=args.max_logit,
+                               min_logit=args.min_logit)
+        else:
+            info = export_tflite(args.model, args.out, fp16=args.fp16, max_logit=args.max_logit,
+                                 min_logit=args.min_logit)
+    finally:
+        export_log.setLevel(level)
     rep = info["check"]
     print(json.dumps({"out": info["path"], "bytes": info["bytes"], "signature": info["signature"],
                       "gpu_check_ok": rep["ok"], "ops": rep["ops"], "max_rank": rep["max_rank"]}))
@@ -351,7 +369,7 @@ def _add_synth(sub) -> None:
     sheet.add_argument("--kind", choices=("crops", "eval", "images", "scenes"), default="crops",
                        help="training crops (augmented), evaluation crops, full images, multi-person scenes")
     sheet.add_argument("--split", choices=("train", "test"), default="train", help="CMU split the poses come from")
-    sheet.add_argument("--seed", type=int, default=0)
+    sheet.add_argument("--seed", type=int, default=0, help="seeds the poses, cameras and looks drawn (default 0)")
 
 
 def _synth(args) -> int:
@@ -374,6 +392,11 @@ def _add_weights(sub) -> None:
     ex.add_argument("--metrics", default=None, help="JSON object of results stored in the manifest")
     ex.add_argument("--fp16", action="store_true", help="store floating tensors as float16 (half the size)")
     ex.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
+    tf = which.add_parser("tflite", help="export the TFLite files the inference runtime ships (from the shipped "
+                                         "safetensors; records them in the manifest)")
+    tf.add_argument("names", nargs="*", help="shipped names (default: the default models, ipem-xs and prm-causal)")
+    tf.add_argument("--out-dir", default=None, help="write the files here instead, manifest untouched (to compare)")
+    tf.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
 
 
 def _weights(args) -> int:
@@ -388,6 +411,16 @@ def _weights(args) -> int:
             e = pretrained.pretrained_info(name, folder)
             print(f"{name:<28} {e['model']:<20} {e['bytes'] / 2**20:7.2f} MB  {e.get('description', '')}")
         return 0
+    if args.what == "tflite":
+        records = pretrained.export_runtime_files(tuple(args.names) or pretrained.RUNTIME_MODELS,
+                                                  weights_dir=folder, out_dir=args.out_dir)
+        for name, rec in records.items():
+            print(f"{name}: {rec['file']} {rec['bytes'] / 2**20:.2f} MB, signatures {', '.join(rec['signatures'])}, "
+                  f"sha256 {rec['sha256']}")
+        if args.out_dir is None:
+            print(f"weights folder: {pretrained.total_bytes(folder) / 2**20:.2f} MB of "
+                  f"{pretrained.SIZE_BUDGET / 2**20:.0f} MB")
+        return 0
     metrics = json.loads(args.metrics) if args.metrics else None
     if metrics is not None and not isinstance(metrics, dict):
         raise ValueError(f"--metrics must be a JSON object, got {args.metrics!r}")
@@ -401,19 +434,24 @@ def _weights(args) -> int:
 
 def _add_infer(sub) -> None:
     p = sub.add_parser("infer", help="3D poses of the person in a video, an image or a folder of images")
-    p.add_argument("source", help="a video file, an image file or a folder of images")
+    p.add_argument("source", help="a video file, an image file or a folder of images (try: mobpose.demo_video())")
     p.add_argument("--out", required=True, help="poses file: .npz or .json (mobpose.PoseResult.save)")
     p.add_argument("--render", help="also write the drawn result: a video (.mp4, .avi) or, for one image, .png")
     p.add_argument("--backend", default="auto", help="auto, native, tflite or torch (default auto: the fastest)")
     p.add_argument("--model", default="default", help="IPEM: shipped name or checkpoint path (default ipem-xs)")
     p.add_argument("--prm", default="default", help="causal PRM: shipped name, checkpoint path, or 'none'")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"),
-                   help="the person's box in the first frame (default: the whole frame)")
+                   help="the person's box in the first frame (default: searched for, the whole frame and then "
+                        "smaller windows, see --search-budget)")
     p.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                    help="camera intrinsics in pixels (default: focal = image diagonal, centre = image centre)")
     p.add_argument("--root-depth", type=float, help="the person's distance in mm (default: from the box size)")
     p.add_argument("--fps", type=float, help="frame rate of image folders (default 30) or to override a video's")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads of the engines (default %(default)s: the fastest measured, docs/BENCHMARKS.md)")
+    p.add_argument("--search-budget", type=int, default=None,
+                   help="IPEM runs a frame for the person search on a video (default 4, about 45 ms on one "
+                        "thread; a single image is searched all at once)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -428,6 +466,9 @@ def _infer(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".npz", ".json"):
         raise ValueError(f"--out {out}: must end in .npz or .json")
     render = Path(args.render) if args.render else None
+    for name, path in (("--out", out), ("--render", render)):  # before the inference, not after it
+        if path is not None:
+            _check_writable(name, path)
     writer: list = []
     drawn: list = []
 
@@ -456,7 +497,8 @@ def _infer(args: argparse.Namespace) -> int:
         result = infer(args.source, model=args.model, prm=None if args.prm.lower() == "none" else args.prm,
                        backend=args.backend, bbox=args.bbox, intrinsics=args.intrinsics, root_depth=args.root_depth,
                        fps=args.fps, threads=args.threads, max_frames=args.max_frames,
-                       progress=not args.no_progress, on_frame=on_frame)
+                       progress=not args.no_progress, on_frame=on_frame,
+                       search_budget="auto" if args.search_budget is None else args.search_budget)
     finally:
         if writer:
             writer[0].close()
@@ -471,10 +513,35 @@ def _infer(args: argparse.Namespace) -> int:
     info = result.info
     per = {k: 1e3 * v / len(result) for k, v in info["seconds"].items() if k != "total"}
     stages = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+    missing = int((~result.found).sum())
+    person = (f"a person in {len(result) - missing} of {len(result)} frames" if missing else
+              "a person in every frame")
     print(f"{len(result)} frames in {info['seconds']['total']:.2f} s: {info['fps_achieved']:.1f} fps "
-          f"(backend {info['backend']}, {info['threads']} thread(s)); ms per frame: {stages}; "
+          f"(backend {info['backend']}, {info['threads']} thread(s)); {person}; ms per frame: {stages}; "
           f"skipped {len(info['skipped'])}; wrote {out}")
+    if missing:
+        frames = result.frame_indices[~result.found].tolist()
+        shown = ", ".join(str(i) for i in frames[:10]) + (", ..." if len(frames) > 10 else "")
+        print(f"no person found in {missing} frame(s) ({shown}): their poses are guesses on an empty crop "
+              f"(PoseResult.found is False there)")
     return 0
+
+
+def _check_writable(name: str, path) -> None:
+    """Raises ValueError when `path` cannot be written (its folder made if missing)."""
+    import os
+    import tempfile
+
+    folder = path.parent if str(path.parent) else path.cwd()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{name} {path}: cannot write there ({exc.strerror or exc})") from exc
+    if path.is_dir():
+        raise ValueError(f"{name} {path}: is a folder, not a file")
 
 
 def main(argv: list[str] | None = None) -> int:

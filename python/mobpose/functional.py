@@ -74,9 +74,11 @@ def _numpy_f32(t: torch.Tensor, name: str):
     t = t.detach()
     if t.dtype.itemsize > 4:
         big = t.abs() > torch.finfo(torch.float32).max
-        if bool((big & torch.isfinite(t)).any()):
-            raise ValueError(f"{name} has finite values beyond the float32 range: the native kernels compute "
-                             "in float32 (use backend='torch')")
+        bad = big & torch.isfinite(t)
+        if bool(bad.any()):
+            where = torch.nonzero(bad)[0].tolist()
+            raise ValueError(f"{name} has a finite value beyond the float32 range: {float(t[tuple(where)]):.6g} at "
+                             f"{where} (the native kernels compute in float32; use backend='torch')")
     return t.to(torch.float32).contiguous().numpy()
 
 

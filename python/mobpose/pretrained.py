@@ -121,6 +121,37 @@ def pretrained_info(name: str, weights_dir: str | os.PathLike = WEIGHTS_DIR) -> 
     return entry
 
 
+def record_presence(name: str, weights_dir: str | os.PathLike = WEIGHTS_DIR) -> dict[str, Any]:
+    """Records the presence model ``presence-<name>.json`` of the shipped IPEM `name` in the manifest (its
+    entry's ``presence``: file, bytes, sha256), which :func:`verify_presence` checks on load."""
+    weights_dir = Path(weights_dir)
+    path = weights_dir / f"presence-{name}.json"
+    manifest = read_manifest(weights_dir)
+    if name not in manifest["models"]:
+        raise ValueError(f"{name!r} is not a shipped model (the manifest has {sorted(manifest['models'])})")
+    rec = {"file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    manifest["models"][name]["presence"] = rec
+    _write_manifest(weights_dir, manifest)
+    return rec
+
+
+def verify_presence(name: str, weights_dir: str | os.PathLike = WEIGHTS_DIR) -> Path:
+    """The verified presence model file of the shipped IPEM `name`.
+
+    Raises:
+        ValueError: `name` is not shipped or has no presence model in the manifest.
+        CheckpointError: the file's size or sha256 differs from the manifest's.
+    """
+    rec = _entry(name, weights_dir).get("presence")
+    if rec is None:
+        raise ValueError(f"the shipped model {name!r} has no presence model in the manifest")
+    path = Path(weights_dir) / rec["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the presence model of {name!r} is missing; reinstall mobpose")
+    _verify_file(path, rec)
+    return path
+
+
 def total_bytes(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> int:
     """Size of every file in the weights folder (manifest included), in bytes."""
     root = Path(weights_dir)

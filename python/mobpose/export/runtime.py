@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 @contextlib.contextmanager
 def native_output(sink: list[str] | None = None):
     """Captures what native code writes to fds 1 and 2 (LiteRT logs INFO lines per accelerator there):
-    appended to `sink` if given, else sent to this module's debug log."""
+    appended to `sink` if given, else to this module's log at INFO (shown by `mobpose -v`)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -45,7 +45,7 @@ def native_output(sink: list[str] | None = None):
             if sink is not None:
                 sink.append(text)
             elif text.strip():
-                logger.debug("LiteRT: %s", text.strip()[-4000:])
+                logger.info("LiteRT (native output): %s", text.strip()[-4000:])
 
 
 def _signature(path: Path):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import STAGES, Pipeline
+from .pipeline import SEARCH_BUDGET, STAGES, Pipeline
 
 __all__ = ["PoseResult", "infer"]
 
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _ARRAYS = ("joints_3d", "joints_3d_ipem", "joints_3d_camera", "joints_2d", "confidence", "boxes", "timestamps",
            "frame_indices", "root_depths")
+_OPTIONAL = ("presence", "found")  # older files lack them: NaN / True on load
 
 
 @dataclasses.dataclass
@@ -43,6 +44,11 @@ class PoseResult:
         timestamps: (N,) seconds.
         frame_indices: (N,) index of each frame in the source (skipped frames leave gaps).
         root_depths: (N,) root Z in mm used for decoding.
+        presence: (N,) the calibrated probability of a person in each frame's crop (NaN without a presence
+            model: mobpose.runtime.presence).
+        found: (N,) bool, a person was found in the frame (presence >= threshold). Where False the pose is
+            the network's guess on a crop without a person: ``result.joints_3d[result.found]`` keeps the
+            frames with one.
         joint_names: the J names (Human3.6M order).
         info: the run: source, backend, models, intrinsics, fps, root_depth_source ('given' or
             'estimated'), skipped frames [(index, reason)], seconds per stage, frames per second.
@@ -59,13 +65,24 @@ class PoseResult:
     root_depths: np.ndarray
     joint_names: tuple[str, ...]
     info: dict[str, Any]
+    presence: np.ndarray | None = None
+    found: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.joints_3d)
+        if self.presence is None:
+            self.presence = np.full(n, np.nan, np.float32)
+        if self.found is None:
+            self.found = np.ones(n, bool)
+        self.presence = np.asarray(self.presence, np.float32)
+        self.found = np.asarray(self.found, bool)
 
     def __len__(self) -> int:
         return len(self.joints_3d)
 
     def to_numpy(self) -> dict[str, np.ndarray]:
         """The arrays by name (plus ``joint_names`` as a string array)."""
-        out = {k: getattr(self, k) for k in _ARRAYS}
+        out = {k: getattr(self, k) for k in (*_ARRAYS, *_OPTIONAL)}
         out["joint_names"] = np.array(self.joint_names)
         return out
 
@@ -82,6 +99,8 @@ class PoseResult:
                 np.savez_compressed(f, **self.to_numpy(), info=np.array(json.dumps(self.info)))
         else:
             doc = {k: getattr(self, k).tolist() for k in _ARRAYS}
+            doc["presence"] = [None if not np.isfinite(v) else float(v) for v in self.presence]
+            doc["found"] = self.found.tolist()
             doc.update(joint_names=list(self.joint_names), info=self.info,
                        units={"joints_3d": "mm, camera frame (X right, Y down, Z forward), root-relative",
                               "joints_3d_camera": "mm, camera frame, absolute", "joints_2d": "pixels",
@@ -92,18 +111,121 @@ class PoseResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PoseResult:
-        """Reads what :meth:`save` wrote."""
+        """Reads what :meth:`save` wrote.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: anything else wrong with it (not .npz / .json, unreadable, truncated, a missing
+                entry, a wrong shape or type); the message names the file and the problem.
+        """
+        import zipfile
+        import zlib
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
-        if path.suffix.lower() == ".npz":
-            with np.load(path) as z:
-                arrays = {k: z[k] for k in _ARRAYS}
-                names, info = tuple(str(n) for n in z["joint_names"]), json.loads(str(z["info"]))
+        suffix = path.suffix.lower()
+        if suffix not in (".npz", ".json"):
+            raise ValueError(f"{path}: a poses file must end in .npz or .json (mobpose.PoseResult.save)")
+
+        class Bad(ValueError):
+            pass
+
+        def bad(problem: str) -> ValueError:
+            return Bad(f"{path}: not a readable mobpose poses file ({suffix[1:]}): {problem}")
+
+        raw: dict[str, Any] = {}
+        keys = (*_ARRAYS, "joint_names", "info")
+        if suffix == ".npz":
+            unreadable = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+            try:
+                with open(path, "rb") as f:
+                    z = np.load(f, allow_pickle=False)
+                    if not isinstance(z, np.lib.npyio.NpzFile):
+                        raise bad("a single .npy array, not an .npz archive")
+                    with z:
+                        missing = [k for k in keys if k not in z.files]
+                        if missing:
+                            raise bad(f"missing {', '.join(missing)}")
+                        for k in (*keys, *(k for k in _OPTIONAL if k in z.files)):
+                            try:
+                                raw[k] = z[k]
+                            except unreadable as exc:
+                                raise bad(f"entry {k!r} cannot be read (truncated or corrupt?): {exc}") from exc
+            except Bad:
+                raise
+            except unreadable as exc:
+                raise bad(f"not an .npz archive, or truncated: {exc}") from exc
+            try:
+                info = json.loads(str(raw["info"]))
+            except json.JSONDecodeError as exc:
+                raise bad(f"'info' is not JSON: {exc}") from exc
+            names_arr = raw["joint_names"]
+            if names_arr.dtype.kind not in "US" or names_arr.ndim != 1:
+                raise bad(f"'joint_names' must be a 1-D array of strings, got {names_arr.dtype} {names_arr.shape}")
+            names = tuple(str(n) for n in names_arr)
         else:
-            doc = json.loads(path.read_text())
-            arrays = {k: np.asarray(doc[k], np.float32 if k != "frame_indices" else np.int64) for k in _ARRAYS}
-            names, info = tuple(doc["joint_names"]), doc["info"]
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as exc:
+                raise bad(f"not UTF-8 text, so not JSON: {exc}") from exc
+            except json.JSONDecodeError as exc:
+                raise bad(f"not valid JSON (truncated?): {exc}") from exc
+            if not isinstance(doc, dict):
+                raise bad(f"the JSON must be an object, got {type(doc).__name__}")
+            missing = [k for k in keys if k not in doc]
+            if missing:
+                raise bad(f"missing {', '.join(missing)}")
+            for k in _ARRAYS:
+                try:
+                    raw[k] = np.asarray(doc[k], np.float32 if k != "frame_indices" else np.int64)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    raise bad(f"{k!r} is not a regular array of numbers: {exc}") from exc
+            for k in _OPTIONAL:
+                if k in doc:
+                    try:
+                        raw[k] = (np.asarray(doc[k], bool) if k == "found" else
+                                  np.asarray([np.nan if v is None else v for v in doc[k]], np.float32))
+                    except (ValueError, TypeError, OverflowError) as exc:
+                        raise bad(f"{k!r} is not a regular array: {exc}") from exc
+            names_doc, info = doc["joint_names"], doc["info"]
+            if not isinstance(names_doc, list) or not all(isinstance(n, str) for n in names_doc):
+                raise bad("'joint_names' must be a list of strings")
+            names = tuple(names_doc)
+        if not isinstance(info, dict):
+            raise bad(f"'info' must be a JSON object, got {type(info).__name__}")
+        first = raw["joints_3d"]
+        if first.size == 0:  # an empty result's JSON lists carry no inner shape
+            first = first.reshape(0, len(names), 3)
+        if first.ndim != 3 or first.shape[2] != 3:
+            raise bad(f"'joints_3d' has shape {first.shape}, expected (N, J, 3)")
+        n, j = first.shape[:2]
+        if len(names) != j:
+            raise bad(f"'joint_names' has {len(names)} names for the {j} joints of the arrays")
+        shapes = {"joints_3d": (n, j, 3), "joints_3d_ipem": (n, j, 3), "joints_3d_camera": (n, j, 3),
+                  "joints_2d": (n, j, 2), "confidence": (n, j), "boxes": (n, 4), "timestamps": (n,),
+                  "frame_indices": (n,), "root_depths": (n,)}
+        arrays = {}
+        for k in _ARRAYS:
+            a = raw[k]
+            if a.dtype.kind not in ("iu" if k == "frame_indices" else "fiu"):
+                raise bad(f"{k!r} must hold {'integers' if k == 'frame_indices' else 'numbers'}, got dtype {a.dtype}")
+            if a.size == 0 and n == 0:
+                a = a.reshape(shapes[k])
+            if a.shape != shapes[k]:
+                want = "(" + ", ".join("N" if i == 0 else str(s) for i, s in enumerate(shapes[k])) + ")"
+                raise bad(f"{k!r} has shape {a.shape}, expected {want} with N = {n} frames, {j} joints")
+            arrays[k] = a
+        for k in _OPTIONAL:
+            if k not in raw:
+                continue
+            a = raw[k]
+            if a.size == 0 and n == 0:
+                a = a.reshape(0)
+            if a.shape != (n,) or a.dtype.kind not in ("b" if k == "found" else "f"):
+                raise bad(f"{k!r} must be (N,) {'bools' if k == 'found' else 'floats'} with N = {n}, "
+                          f"got {a.dtype} {a.shape}")
+            arrays[k] = a
         return cls(**arrays, joint_names=names, info=info)
 
 
@@ -121,6 +243,7 @@ def infer(
     max_frames: int | None = None,
     progress: bool = False,
     on_frame=None,
+    search_budget: Any = "auto",
 ) -> PoseResult:
     """3D poses of the person in every frame of `source`.
 
@@ -133,6 +256,8 @@ def infer(
         max_frames: stop after this many frames.
         progress: show a progress bar (tqdm) on stderr.
         on_frame: called with (frame, FramePose) after each frame (e.g. to render).
+        search_budget: as :class:`mobpose.Pipeline` ("auto": the whole search at once for a single image,
+            mobpose.runtime.pipeline.SEARCH_BUDGET IPEM runs a frame on a video).
 
     Returns:
         :class:`PoseResult`.
@@ -141,14 +266,24 @@ def infer(
         FileNotFoundError / ValueError: a missing or unreadable source, a source with no frames, a bad
             box, intrinsics or root depth, an unknown model or backend (the message names the problem).
     """
+    auto = isinstance(search_budget, str) and search_budget == "auto"
+    with Pipeline(model, prm=prm, backend=backend, bbox=bbox, intrinsics=intrinsics, root_depth=root_depth,
+                  threads=threads, search_budget=SEARCH_BUDGET if auto else search_budget) as pipeline:
+        return _run(pipeline, source, fps=fps, max_frames=max_frames, progress=progress, on_frame=on_frame,
+                    intrinsics_given=intrinsics is not None, root_depth_given=root_depth is not None,
+                    auto_budget=auto)
+
+
+def _run(pipeline: Pipeline, source: Any, *, fps, max_frames, progress, on_frame, intrinsics_given: bool,
+         root_depth_given: bool, auto_budget: bool = False) -> PoseResult:
     from .sources import open_source
 
-    pipeline = Pipeline(model, prm=prm, backend=backend, bbox=bbox, intrinsics=intrinsics, root_depth=root_depth,
-                        threads=threads)
     poses, shape = [], None
     seconds = dict.fromkeys(STAGES, 0.0)
     start = time.perf_counter()
     with open_source(source, fps=fps) as frames:
+        if auto_budget:  # one image: search it all now; a stream: a bounded share a frame
+            pipeline.search_budget = None if frames.length == 1 else SEARCH_BUDGET
         bar = None
         if progress:
             try:
@@ -182,11 +317,14 @@ def infer(
         "source": str(name), "backend": pipeline.backend, "model": pipeline.model_name, "prm": pipeline.prm_name,
         "input_size": pipeline.input_size, "prm_window": pipeline.window, "threads": pipeline.threads,
         "frames": len(poses), "image_size": [int(shape[1]), int(shape[0])], "fps": source_fps,
-        "intrinsics": [float(v) for v in k], "intrinsics_source": "given" if intrinsics is not None else "default",
-        "root_depth_source": "given" if root_depth is not None else "estimated",
+        "intrinsics": [float(v) for v in k], "intrinsics_source": "given" if intrinsics_given else "default",
+        "root_depth_source": "given" if root_depth_given else "estimated",
         "skipped": [[int(i), str(r)] for i, r in skipped], "seconds": {**seconds, "total": wall},
         "fps_achieved": len(poses) / wall if wall > 0 else None,
         "tracker_reinits": getattr(pipeline.tracker, "reinits", None),
+        "search_runs": int(sum(p.searches for p in poses)), "search_budget": pipeline.search_budget,
+        "frames_found": int(sum(p.found for p in poses)),
+        "presence_threshold": None if pipeline.presence is None else pipeline.presence.threshold,
     }
     return PoseResult(
         joints_3d=np.stack([p.refined for p in poses]), joints_3d_ipem=np.stack([p.pose for p in poses]),
@@ -194,4 +332,5 @@ def infer(
         confidence=np.stack([p.confidence for p in poses]), boxes=np.stack([p.box for p in poses]),
         timestamps=np.array([p.timestamp for p in poses]), frame_indices=np.array([p.index for p in poses]),
         root_depths=np.array([p.root_depth for p in poses], np.float32), joint_names=tuple(pipeline.joint_names),
-        info=info)
+        info=info, presence=np.array([p.presence for p in poses], np.float32),
+        found=np.array([p.found for p in poses], bool))

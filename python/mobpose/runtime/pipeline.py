@@ -17,6 +17,7 @@ IPEM's joints. Joints are the 17 of Human3.6M (mobpose.skeleton.H36M_17).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import time
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..skeleton import H36M_17
 from .backends import make_engines, model_ref, release_engines, resolve_backend
+from .presence import PresenceModel, presence_features, shipped_path
 from .tracker import PersonFinder, PoseTracker, check_box
 
 __all__ = ["DEFAULT_IPEM", "DEFAULT_PRM", "FramePose", "Pipeline", "check_intrinsics"]
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_IPEM = "ipem-xs"
 DEFAULT_PRM = "prm-causal"
 STAGES = ("search", "crop", "ipem", "decode", "prm", "track")
+SEARCH_BUDGET = 4  # IPEM runs a frame for the search on a stream (about 45 ms with ipem-xs, one thread)
 JOINTS = H36M_17.num_joints
 
 
@@ -54,6 +57,12 @@ class FramePose:
             back-projected to `root_depth`.
         root_depth: the root's Z in mm (given or estimated).
         seconds: per stage (search (0 unless the person was searched for), crop, ipem, decode, prm, track).
+        presence: the calibrated probability that the crop holds a person (mobpose.runtime.presence;
+            NaN without a presence model for the IPEM).
+        found: whether a person was found: presence >= the presence model's threshold (without a
+            presence model: the joints are finite). When False the pose is the network's guess on a
+            crop without a person: do not use it.
+        searches: IPEM runs of the person search in this frame (0 when tracking).
     """
 
     index: int
@@ -66,6 +75,9 @@ class FramePose:
     camera: np.ndarray
     root_depth: float
     seconds: dict[str, float]
+    presence: float = float("nan")
+    found: bool = True
+    searches: int = 0
 
 
 def check_intrinsics(intrinsics) -> np.ndarray | None:
@@ -106,13 +118,20 @@ class Pipeline:
         root_depth: the root's distance in mm, or None to estimate it from the box size.
         threads: CPU threads of the engines.
         tracker: a :class:`~mobpose.runtime.tracker.PersonFinder` (default: a PoseTracker on `bbox`).
+        search_budget: IPEM runs a frame for the person search (no box given, or the person lost): the
+            search goes on over the next frames (mobpose.runtime.tracker); None: the whole search in one
+            frame (what mobpose.infer does for a single image).
+        presence: "default" (the shipped presence model of the shipped IPEM, none for other models), a
+            :class:`~mobpose.runtime.presence.PresenceModel`, or None (every frame with finite joints
+            counts as found; the search then scores windows by mean joint confidence).
 
     Memory is bounded: the pipeline keeps the last T poses and nothing per frame.
     """
 
     def __init__(self, model: Any = "default", *, prm: Any = "default", backend: str = "auto", bbox=None,
                  intrinsics=None, root_depth: float | None = None, threads: int = 1,
-                 tracker: PersonFinder | None = None) -> None:
+                 tracker: PersonFinder | None = None, search_budget: int | None = SEARCH_BUDGET,
+                 presence: Any = "default") -> None:
         self.ipem = self.prm = None
         self._keys: list = []
         self.intrinsics = check_intrinsics(intrinsics)
@@ -127,6 +146,13 @@ class Pipeline:
         if int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
+        if search_budget is not None and (isinstance(search_budget, bool) or int(search_budget) < 1):
+            raise ValueError(f"search_budget must be None or >= 1 IPEM runs a frame, got {search_budget!r}")
+        self.search_budget = None if search_budget is None else int(search_budget)
+        try:
+            self._next_takes_presence = "present" in inspect.signature(self.tracker.next).parameters
+        except (TypeError, ValueError):
+            self._next_takes_presence = False
         self.ipem_ref = model_ref(DEFAULT_IPEM if model == "default" else model, "ipem")
         self.prm_ref = None if prm is None else model_ref(DEFAULT_PRM if prm == "default" else prm, "prm")
         exported = self.ipem_ref.tflite is not None and (self.prm_ref is None or self.prm_ref.tflite is not None)
@@ -147,13 +173,40 @@ class Pipeline:
         self.heatmap_size = tuple(self.ipem_ref.facts["heatmap_size"])
         self.window = self.prm_ref.facts["window"] if self.prm_ref is not None else 1
         self.joint_names = H36M_17.joint_names
+        self.presence = self._presence_model(presence)
         self.frames = 0
+        self._queue: list[np.ndarray] = []
+        self._best: tuple[float, np.ndarray] | None = None
         self._size: tuple[int, int] | None = None
         self._box: np.ndarray | None = None
         self._k: np.ndarray | None = None
         self._depth: float | None = None
-        logger.info("pipeline: backend %s, IPEM %s (%d px), PRM %s (T=%d), %d thread(s)", self.backend,
-                    self.model_name, self.input_size, self.prm_name, self.window, self.threads)
+        logger.info("pipeline: backend %s, IPEM %s (%d px), PRM %s (T=%d), %d thread(s), presence %s",
+                    self.backend, self.model_name, self.input_size, self.prm_name, self.window, self.threads,
+                    self.presence)
+
+    def _presence_model(self, presence: Any) -> PresenceModel | None:
+        if presence is None or isinstance(presence, PresenceModel):
+            return presence
+        if presence != "default":
+            raise TypeError(f"presence must be 'default', a PresenceModel or None, got {type(presence).__name__}")
+        name = self.ipem_ref.name
+        if name is None or not shipped_path(name).is_file():
+            logger.info("no presence model for IPEM %s: every frame with finite joints counts as found",
+                        self.model_name)
+            return None
+        return PresenceModel.load_shipped(name)
+
+    def _score(self, xyz: np.ndarray, conf: np.ndarray, crop: np.ndarray) -> float:
+        """The presence probability of one IPEM output (NaN without a presence model)."""
+        if self.presence is None:
+            return float("nan")
+        return self.presence.probability(presence_features(xyz, conf, crop, self.heatmap_size))
+
+    def _found(self, p: float, xyz: np.ndarray) -> bool:
+        if self.presence is None:
+            return bool(np.isfinite(xyz).all())
+        return bool(p >= self.presence.threshold)
 
     def close(self) -> None:
         """Gives the engines back to the pool (a later pipeline of the same models, backend and threads
@@ -175,6 +228,7 @@ class Pipeline:
         if self.prm is not None:
             self.prm.reset()
         self.frames, self._size, self._box, self._k, self._depth = 0, None, None, None, None
+        self._queue, self._best = [], None
 
     def _start(self, w: int, h: int) -> None:
         self._size = (w, h)
@@ -183,30 +237,64 @@ class Pipeline:
         self._k = self.intrinsics if self.intrinsics is not None else default_intrinsics(w, h)
         self._box = self.tracker.first((w, h))
         self._depth = None
+        self._queue, self._best = [], None
         if self.prm is not None:
             self.prm.reset()
 
-    def _search(self, image: np.ndarray, refine: int = 2) -> np.ndarray:
-        """The person's box in `image` without a previous pose: the tracker's candidate window whose joints
-        are most confident, then `refine` re-crops around the joints found (see mobpose.runtime.tracker)."""
+    def _search(self, image: np.ndarray, refine: int = 2):
+        """One frame's share of the person search (see mobpose.runtime.tracker).
+
+        Scores up to `search_budget` of the tracker's candidate windows (all of them when None) by the
+        presence probability (mean joint confidence without a presence model), continuing the windows of
+        the previous frames. Between frames the best box so far follows the person (re-cropped around the
+        joints of the frame's pose when a person was found in it, and scored afresh on the new frame).
+        When every window was tried, the best one, re-cropped up to `refine` times
+        around its joints (within the frame's budget), is the person's box (``tracker.found``); it is
+        tracked, and the search starts again if it holds no person (see PoseTracker.patience). Windows
+        are not accepted early at the threshold: a larger window than the person often passes it (the
+        network then sees a person filling the crop), the best of all is a tighter box.
+        Returns (box, runs, cached): the box this frame is posed in, the IPEM runs spent, and that box's
+        (crop, crop_box, xyz, conf, p) when it was run this frame (else None).
+        """
         from .image import crop_person
 
         h, w = image.shape[:2]
-        best, best_score = None, -np.inf
-        for cand in self.tracker.candidates():
-            xyz, conf = self.ipem(crop_person(image, cand, self.input_size)[0])
-            score = float(np.mean(conf[:JOINTS]))
-            if np.isfinite(score) and score > best_score:
-                best, best_score = cand, score
-        box = best
-        for _ in range(refine):
-            xyz, conf = self.ipem(crop_person(image, box, self.input_size)[0])
+        if not self._queue:
+            self._queue, self._best = list(self.tracker.candidates()), None
+        exhaustive = self.search_budget is None
+        n = len(self._queue) if exhaustive else min(self.search_budget, len(self._queue))
+        runs, cached = 0, None
+        for _ in range(n):
+            cand = self._queue.pop(0)
+            crop, crop_box = crop_person(image, cand, self.input_size)
+            xyz, conf = self.ipem(crop)
+            runs += 1
+            p = self._score(xyz, conf, crop)
+            score = p if self.presence is not None else float(np.mean(conf[:JOINTS]))
+            if np.isfinite(score) and (self._best is None or score > self._best[0]):
+                self._best = (score, cand)
+                cached = (crop, crop_box, xyz, conf, p)
+        if self._best is None:  # every window gave non-finite joints: the whole frame
+            self._best = (-np.inf, np.array([0.0, 0.0, w, h]))
+        score, box = self._best  # `cached` is this box's run when it was made this frame
+        if self._queue:  # more windows next frame; this frame is posed in the best so far
+            return box, runs, cached
+        # re-crop around the joints found (within the frame's budget on a stream)
+        for _ in range(refine if exhaustive else min(refine, self.search_budget - runs)):
+            if cached is not None:
+                xyz, conf = cached[2], cached[3]
+            else:
+                xyz, conf = self.ipem(crop_person(image, box, self.input_size)[0])
+                runs += 1
             nxt = self.tracker.box_of(self._pixels(xyz, box, w, h), conf[:JOINTS]) if np.isfinite(xyz).all() else None
             if nxt is None:
                 break
-            box = nxt
-        logger.debug("search: box %s (best window confidence %.4g)", np.round(box, 1).tolist(), best_score)
-        return box
+            box, cached = nxt, None
+        logger.debug("search: box %s after %d windows (best score %.4g)", np.round(box, 1).tolist(),
+                     len(self.tracker.candidates()) - len(self._queue), score)
+        self._queue, self._best = [], None
+        self.tracker.found(box)
+        return self.tracker.box.copy(), runs, cached
 
     def _pixels(self, xyz: np.ndarray, box: np.ndarray, w: int, h: int) -> np.ndarray:
         from ..models.decode import heatmap_to_image, process_bbox
@@ -239,15 +327,21 @@ class Pipeline:
                 logger.warning("frame size changed from %dx%d to %dx%d: starting a new stream", *self._size, w, h)
             self._start(w, h)
         t = [time.perf_counter()]
+        runs, cached = 0, None
         if getattr(self.tracker, "searching", False):
-            self.tracker.found(self._search(image))
-            self._box = self.tracker.box.copy()
+            self._box, runs, cached = self._search(image)
         t.append(time.perf_counter())
         box = self._box
-        crop, crop_box = crop_person(image, box, self.input_size)
-        t.append(time.perf_counter())
-        xyz, conf = self.ipem(crop)
-        t.append(time.perf_counter())
+        if cached is not None:
+            crop, crop_box, xyz, conf, p = cached
+            t += [time.perf_counter()] * 2
+        else:
+            crop, crop_box = crop_person(image, box, self.input_size)
+            t.append(time.perf_counter())
+            xyz, conf = self.ipem(crop)
+            t.append(time.perf_counter())
+            p = self._score(xyz, conf, crop)
+        found = self._found(p, xyz)
         k = self._k
         if self.root_depth is not None:
             depth = self.root_depth
@@ -268,7 +362,15 @@ class Pipeline:
         refined = np.asarray(self.prm(pose), np.float32) if self.prm is not None else pose
         refined = refined - refined[:1]  # root-relative, as the PRM's input
         t.append(time.perf_counter())
-        self._box = self.tracker.next(pixels, conf[:JOINTS])
+        if getattr(self.tracker, "searching", False):
+            if self._best is not None:  # the search goes on next frame; its best box follows the person
+                nxt = self.tracker.box_of(pixels, conf[:JOINTS]) if found else None
+                self._best = (p if self.presence is not None else float(np.mean(conf[:JOINTS])),
+                              box if nxt is None else nxt)
+        elif self._next_takes_presence:
+            self._box = self.tracker.next(pixels, conf[:JOINTS], present=found if self.presence is not None else None)
+        else:
+            self._box = self.tracker.next(pixels, conf[:JOINTS])
         t.append(time.perf_counter())
         idx = self.frames if index is None else int(index)
         self.frames += 1
@@ -276,8 +378,10 @@ class Pipeline:
             index=idx, timestamp=float(idx / 30.0 if timestamp is None else timestamp), box=np.asarray(box, np.float32),
             pixels=pixels, confidence=np.asarray(conf[:JOINTS], np.float32), pose=pose,
             refined=refined, camera=refined + root,
-            root_depth=float(depth), seconds=dict(zip(STAGES, np.diff(t).tolist(), strict=True)))
+            root_depth=float(depth), seconds=dict(zip(STAGES, np.diff(t).tolist(), strict=True)),
+            presence=float(p), found=found, searches=runs)
 
     def __repr__(self) -> str:
         return (f"Pipeline(backend={self.backend!r}, model={self.model_name!r}, prm={self.prm_name!r}, "
-                f"input={self.input_size}, window={self.window}, threads={self.threads})")
+                f"input={self.input_size}, window={self.window}, threads={self.threads}, "
+                f"search_budget={self.search_budget})")

@@ -363,8 +363,11 @@ class PresenceModel:
 
     @classmethod
     def load_shipped(cls, ipem: str = "ipem-xs") -> PresenceModel:
-        """The shipped presence model of a shipped IPEM (python/mobpose/weights/presence-<ipem>.json)."""
-        model = cls.load(shipped_path(ipem))
+        """The shipped presence model of a shipped IPEM (python/mobpose/weights/presence-<ipem>.json), its
+        size and sha256 verified against the weights manifest first."""
+        from ..pretrained import verify_presence
+
+        model = cls.load(verify_presence(ipem))
         model.check_features()
         return model
 

@@ -1,16 +1,21 @@
-"""Finding the person in each frame of a stream: a box from the user, or a search of the first frame, then
-the box of the previous frame's projected pose, expanded and smoothed, re-initialised when confidence
-drops.
+"""Finding the person in each frame of a stream: a box from the user, or a search, then the box of the
+previous frame's projected pose, expanded and smoothed, re-initialised when the person is lost.
 
-The search (when no box is given, and again whenever the pose is lost): the pipeline runs the IPEM on
-:meth:`PoseTracker.candidates` (the whole frame and windows of 1/2, 1/3 and 1/4 of it at half-window
-steps), keeps the window whose joints are most confident (mean peak probability), then twice re-crops that
-frame around the joints it found; :meth:`PoseTracker.found` takes the result. A person who fills a small
-part of the frame can thus be found without a detector, at the cost of 86 IPEM runs (1.0 s with ipem-xs,
-native backend, one thread, measured while another job shared the machine) each time. With the shipped
-IPEM this is the weak link: on 8 rendered clips it found the person in the first frame of 4 (a 2x2 + 3x3
-grid without offsets: 3); given the first box, tracking held in 3 of 4 clips tried. A detector (the multi-
-person 2D models) should replace it.
+The search (when no box is given, and again whenever the person is lost): the pipeline runs the IPEM on
+:meth:`PoseTracker.candidates` (the whole frame, then windows of 1/2, 1/3 and 1/4 of it at half-window
+steps: 85 windows) and scores each crop by the calibrated presence probability
+(:mod:`mobpose.runtime.presence`). On a stream the search is bounded: at most ``search_budget`` windows
+a frame (default 4, about 45 ms with ipem-xs on one thread), continued over the next frames, and it
+stops at the first window whose probability reaches the presence threshold; the frame meanwhile gets the
+best window so far. On a single image it tries every window, keeps the most probable and re-crops twice
+around the joints found. :meth:`PoseTracker.found` takes the result. A person who fills a small part of
+the frame can thus be found without a detector; a detector (the multi-person 2D models) should replace
+it through :class:`PersonFinder`.
+
+Once found, the person is lost (and searched for again) only when the presence probability stays below
+the threshold for `patience` frames in a row, or too few joints are usable: a still, confidently seen
+person is never searched for twice. Without a presence model the older rule applies: lost when the mean
+joint confidence falls below `drop_ratio` times its running average.
 
 The pipeline talks to a :class:`PersonFinder`: ``first(image_size)`` gives the box of the first frame and
 ``next(pixels, confidence)`` the box of the next one from this frame's 2D joints. A detector (the multi-
@@ -74,10 +79,11 @@ class PoseTracker:
     The next box is the bounding box of the confident joints, expanded by `expand` around its centre
     (joints lie inside the body: the box must cover the head, hands and feet), then smoothed: centre
     and size are an exponential moving average with weight `smoothing` on the old box. The tracker
-    re-initialises (the user's box, else a new search) when the frame's mean confidence falls below
-    `drop_ratio` times its running average over the frames tracked so far (the pose was lost), when
-    fewer than `min_joints` joints are confident, or when the box's longer side shrinks below `min_size`
-    pixels.
+    re-initialises (the user's box, else a new search) when the person is lost: given the presence
+    verdict of each frame (``next(..., present=...)``), after `patience` frames in a row without a
+    person; without it, when the frame's mean confidence falls below `drop_ratio` times its running
+    average over the frames tracked so far. Also when fewer than `min_joints` joints are confident, or
+    when the box's longer side shrinks below `min_size` pixels.
 
     Args:
         bbox: the user's box of the first frame (and of every re-initialisation), or None for the
@@ -89,13 +95,16 @@ class PoseTracker:
         min_confidence: a joint's least confidence to count (the peak bin probability; its scale depends
             on the model and its heatmap size, hence 0 by default: every finite joint).
         min_size: smallest length of the box's longer side in pixels.
+        patience: frames in a row without a person (by the presence verdict) before the person is lost.
     """
 
     def __init__(self, bbox=None, *, expand: float = 1.2, smoothing: float = 0.3, drop_ratio: float = 0.35,
-                 min_joints: int = 6, min_confidence: float = 0.0, min_size: float = 16.0) -> None:
-        if not (expand > 0 and 0 <= smoothing < 1 and 0 <= drop_ratio < 1 and min_size > 0):
+                 min_joints: int = 6, min_confidence: float = 0.0, min_size: float = 16.0,
+                 patience: int = 3) -> None:
+        if not (expand > 0 and 0 <= smoothing < 1 and 0 <= drop_ratio < 1 and min_size > 0 and patience >= 1):
             raise ValueError(f"bad tracker settings: expand={expand}, smoothing={smoothing}, "
-                             f"drop_ratio={drop_ratio}, min_size={min_size}")
+                             f"drop_ratio={drop_ratio}, min_size={min_size}, patience={patience}")
+        self.patience = int(patience)
         self.user_box = None if bbox is None else np.asarray(bbox, dtype=np.float64)
         self.expand, self.smoothing, self.drop_ratio = float(expand), float(smoothing), float(drop_ratio)
         self.min_joints, self.min_size = int(min_joints), float(min_size)
@@ -106,9 +115,11 @@ class PoseTracker:
         self.searching = False
         self._conf_avg = 0.0
         self._tracked = 0
+        self._absent = 0
 
     def reset(self) -> None:
         self.image_size, self.box, self._conf_avg, self._tracked, self.searching = None, None, 0.0, 0, False
+        self._absent = 0
 
     def candidates(self) -> list[np.ndarray]:
         """Windows to search for the person: the whole frame, then windows of 1/2, 1/3 and 1/4 of its
@@ -144,7 +155,7 @@ class PoseTracker:
         """The search's result: track from this box."""
         self.box = check_box(box, self.image_size)
         self.searching = False
-        self._conf_avg, self._tracked = 0.0, 0
+        self._conf_avg, self._tracked, self._absent = 0.0, 0, 0
 
     def _initial(self) -> np.ndarray:
         w, h = self.image_size
@@ -162,13 +173,19 @@ class PoseTracker:
         self.searching = self.user_box is None
         return self.box.copy()
 
-    def next(self, pixels: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    def next(self, pixels: np.ndarray, confidence: np.ndarray, present: bool | None = None) -> np.ndarray:
+        """The next frame's box from this frame's joints; `present`: the presence verdict of this frame
+        (None: unknown, the confidence rule decides whether the person was lost)."""
         if self.image_size is None:
             raise RuntimeError("PoseTracker.next() before first()")
         conf = np.asarray(confidence, dtype=np.float64)
         ok = np.isfinite(np.asarray(pixels, dtype=np.float64)).all(1) & np.isfinite(conf)
         mean_conf = float(conf[ok].mean()) if ok.any() else 0.0
-        lost = self._tracked >= 3 and mean_conf < self.drop_ratio * self._conf_avg
+        if present is None:
+            lost = self._tracked >= 3 and mean_conf < self.drop_ratio * self._conf_avg
+        else:
+            self._absent = 0 if present else self._absent + 1
+            lost = self._absent >= self.patience
         box = None if lost else self.box_of(np.where(ok[:, None], pixels, np.nan), conf)
         if box is not None and self.box is not None and self.smoothing > 0:
             old_c, old_s = self.box[:2] + self.box[2:] / 2, self.box[2:]
@@ -179,7 +196,7 @@ class PoseTracker:
             self.reinits += 1
             logger.debug("tracker: pose lost (mean confidence %.4g vs running %.4g): re-initialising",
                          mean_conf, self._conf_avg)
-            self._conf_avg, self._tracked = 0.0, 0
+            self._conf_avg, self._tracked, self._absent = 0.0, 0, 0
             self.box = self._initial()
             self.searching = self.user_box is None
             return self.box.copy()

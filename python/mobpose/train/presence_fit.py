@@ -17,7 +17,8 @@ Training uses LSPET train rows (0-8999); the report is on LSPET val rows (9000-9
 negatives of another seed: AUC, accuracy, true-positive rate, false-positive rate per negative kind at the
 threshold (chosen on train), and the expected calibration error (10 bins).
 
-Run ``python -m mobpose.train.presence_fit --out presence.json [--report report.json]``. The LSPET folder is
+Run ``python -m mobpose.train.presence_fit --out presence.json [--report report.json]`` (``--ship``: as the
+shipped model, recorded in the weights manifest). The LSPET folder is
 ``--lspet``, else $MOBPOSE_LSPET_DIR, else ../shared/data/lspet next to the repository.
 """
 
@@ -338,7 +339,9 @@ def fit_presence(model_name: str = "ipem-xs", n_train: int = 2000, n_val: int = 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mobpose.train.presence_fit", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="ipem-xs")
-    p.add_argument("--out", required=True, help="the fitted PresenceModel (JSON)")
+    p.add_argument("--out", help="the fitted PresenceModel (JSON); default with --ship: the shipped file")
+    p.add_argument("--ship", action="store_true",
+                   help="write it as the shipped presence model of --model and record it in the weights manifest")
     p.add_argument("--report", help="the report (JSON); printed in any case")
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-val", type=int, default=1250)
@@ -347,14 +350,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", choices=("balanced", "half"), default="balanced")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     args = p.parse_args(argv)
+    if not args.out and not args.ship:
+        p.error("give --out or --ship")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
     torch.set_num_threads(max(1, args.threads))
     cv2.setNumThreads(1)
     pm, report = fit_presence(args.model, args.n_train, args.n_val, args.seed, args.lspet, args.threshold)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(pm.to_dict(), indent=1) + "\n")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(pm.to_dict(), indent=1) + "\n")
+    if args.ship:
+        from ..pretrained import record_presence
+        from ..runtime.presence import shipped_path
+
+        shipped_path(args.model).write_text(json.dumps(pm.to_dict(), indent=1) + "\n")
+        record_presence(args.model)
     text = json.dumps(report, indent=1)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)

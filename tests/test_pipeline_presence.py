@@ -1,0 +1,104 @@
+"""No person, no pose; a bounded search; a still person searched for once (the shipped ipem-xs and its
+presence model, on the runtime's fastest backend).
+
+The real photos are LSPET val rows (../shared/data/lspet, or MOBPOSE_LSPET_DIR); the empty images are
+made here (blank, black, noise, a gradient, 1x1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mobpose
+from mobpose.runtime.image import load_image
+from mobpose.runtime.pipeline import SEARCH_BUDGET, Pipeline
+from mobpose.runtime.presence import shipped_path
+
+pytestmark = pytest.mark.skipif(not {"ipem-xs", "prm-causal"} <= set(mobpose.list_pretrained())
+                                or not shipped_path("ipem-xs").is_file(),
+                                reason="the default models or the presence model are not shipped in this tree")
+
+
+def _lspet() -> tuple[Path, np.lib.npyio.NpzFile]:
+    env = os.environ.get("MOBPOSE_LSPET_DIR")
+    folder = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
+    if not (folder / "joints.npz").is_file():
+        pytest.skip(f"LSPET not found in {folder} (set MOBPOSE_LSPET_DIR)")
+    return folder, np.load(folder / "joints.npz")
+
+
+def _empty_images() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    ramp = np.linspace(0, 255, 320, dtype=np.float32)
+    return {
+        "blank": np.full((240, 320, 3), (90, 140, 200), np.uint8),
+        "black": np.zeros((240, 320, 3), np.uint8),
+        "uniform noise": rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
+        "gradient": np.repeat(np.stack([ramp, ramp[::-1], np.full(320, 128.0)], -1)[None], 240, 0).astype(np.uint8),
+        "1x1": np.array([[[200, 30, 70]]], np.uint8),
+    }
+
+
+@pytest.mark.parametrize("name", list(_empty_images()))
+def test_an_empty_image_has_no_person(name):
+    res = mobpose.infer(_empty_images()[name])
+    assert len(res) == 1
+    assert not res.found[0], f"{name}: found a person (presence {res.presence[0]:.3f})"
+    assert res.presence[0] < res.info["presence_threshold"]
+    assert res.info["frames_found"] == 0
+
+
+def test_real_photos_have_a_person():
+    """Six LSPET val photos (every 160th row from 9040), no box: the whole search runs on each. The
+    presence model's val true-positive rate on LSPET crops is 0.92; the search's best window is scored
+    the same way: at least 5 of 6."""
+    folder, data = _lspet()
+    found, probs = [], []
+    for r in range(9040, 10000, 160):
+        res = mobpose.infer(load_image(folder / "images" / str(data["images"][r])))
+        assert res.info["search_budget"] is None  # a single image: the whole search at once
+        found.append(bool(res.found[0]))
+        probs.append(round(float(res.presence[0]), 3))
+    assert sum(found) >= 5, f"presence {probs}"
+
+
+def test_a_still_person_is_searched_for_once():
+    """A real photo repeated 120 times as a stream: each frame's search stays within the budget, the
+    search ends once, and the person is never lost (no re-search)."""
+    folder, data = _lspet()
+    img = load_image(folder / "images" / str(data["images"][9040]))
+    with Pipeline(backend="auto") as pipe:
+        poses = [pipe.update(img) for _ in range(120)]
+    runs = np.array([p.searches for p in poses])
+    assert runs.max() <= SEARCH_BUDGET, f"a frame spent {runs.max()} IPEM runs on the search"
+    searching = np.flatnonzero(runs)
+    assert len(searching) >= 1 and np.array_equal(searching, np.arange(len(searching))), \
+        f"the search ran again later: frames {searching.tolist()}"
+    assert pipe.tracker.reinits == 0
+    assert all(p.found for p in poses[len(searching):]), "the person was lost after being found"
+
+
+def test_a_blank_stream_keeps_searching_within_the_budget():
+    img = _empty_images()["blank"]
+    with Pipeline(backend="auto") as pipe:
+        poses = [pipe.update(img) for _ in range(40)]
+    runs = np.array([p.searches for p in poses])
+    assert runs.max() <= SEARCH_BUDGET and runs.sum() >= 40  # searched over and over, a share a frame
+    assert not any(p.found for p in poses)
+
+
+def test_a_bad_search_budget_is_named():
+    for bad in (0, -1, True):
+        with pytest.raises(ValueError, match="search_budget"):
+            Pipeline(search_budget=bad)
+
+
+def test_found_and_presence_survive_save_and_load(tmp_path):
+    res = mobpose.infer(_empty_images()["blank"])
+    for suffix in (".npz", ".json"):
+        back = mobpose.PoseResult.load(res.save(tmp_path / f"r{suffix}"))
+        assert back.found.dtype == bool and not back.found[0]
+        np.testing.assert_allclose(back.presence, res.presence, rtol=1e-6)
