@@ -23,7 +23,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {"functional"}
 # Functions imported from their module on first use: name -> module.
 _LAZY_ATTRS = {"list_pretrained": "pretrained", "load_model": "pretrained", "infer": "runtime.infer",
-               "PoseResult": "runtime.infer", "Pipeline": "runtime.pipeline", "FramePose": "runtime.pipeline"}
+               "PoseResult": "runtime.infer", "Pipeline": "runtime.pipeline", "FramePose": "runtime.pipeline",
+               "demo_video": "demo"}
 
 __all__ = [
     "FramePose",
@@ -33,6 +34,7 @@ __all__ = [
     "PoseResult",
     "Skeleton",
     "__version__",
+    "demo_video",
     "functional",
     "infer",
     "list_pretrained",

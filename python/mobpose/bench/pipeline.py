@@ -1,7 +1,8 @@
 """The streaming pipeline end to end, from a decoded frame to the refined 3D pose, per backend.
 
-Frames: a clip of synthetic renders of a CMU test sequence (one person, one camera, --size pixels
-square), decoded in memory before timing, looped to --frames. Each backend (torch = PyTorch eager,
+Frames: a video (default: the demo clip the package ships, mobpose.demo_video(): 60 frames of one
+rendered person walking), decoded in memory before timing, resized to --size pixels square, looped to
+--frames; no data set is needed. Each backend (torch = PyTorch eager,
 the reference; tflite; native) and thread count runs `mobpose.Pipeline.update` on every frame: crop,
 IPEM network and soft-argmax, decoding, causal PRM, tracking. One JSON line per (backend, threads):
 median / p90 ms per frame end to end, frames per second (1000 / mean ms), the median of each stage,
@@ -36,24 +37,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=300, help="timed frames per backend and thread count")
     p.add_argument("--warmup", type=int, default=30, help="untimed frames before them")
     p.add_argument("--block", type=int, default=50, help="consecutive frames per backend before the next one's turn")
-    p.add_argument("--clip", type=int, default=60, help="rendered frames (looped)")
-    p.add_argument("--size", type=int, default=640, help="frame side in pixels")
+    p.add_argument("--video", default=None, help="the clip to time (default: the shipped demo clip)")
+    p.add_argument("--clip", type=int, default=60, help="frames of the video to use (looped)")
+    p.add_argument("--size", type=int, default=640, help="frame side in pixels (0: the video's own size)")
     p.add_argument("--stream", type=int, default=0, help="also run N frames for memory (e.g. 10000)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 
 
-def _clip(frames: int, size: int) -> np.ndarray:
-    from ..data import load_cmu, random_camera
-    from ..data.motion import resample
-    from ..data.synthetic import EngineConfig, sequence_frames
-    from ..data.synthetic_cameras import fit_camera
+def _clip(video: str | None, frames: int, size: int) -> tuple[np.ndarray, str]:
+    """(T, S, S, 3) uint8 RGB: the first `frames` frames of `video` (default the shipped demo clip), resized."""
+    import cv2
 
-    seq = resample(load_cmu(split="test")[0], 30.0)
-    pos = seq.positions[:frames]
-    cam = fit_camera(random_camera(np.random.default_rng(0), image_size=(size, size)), pos)
-    out = [f["image"] for f in sequence_frames(np.random.default_rng(1), pos, cam, EngineConfig(augment=False),
-                                               full_image=True)]
-    return np.stack(out)
+    from ..demo import demo_video
+    from ..runtime.sources import open_source
+
+    path = demo_video() if video is None else video
+    out = []
+    with open_source(path) as src:
+        for f in src:
+            img = f.image
+            if size and img.shape[:2] != (size, size):
+                img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+            out.append(img)
+            if len(out) >= frames:
+                break
+    if not out:
+        raise SystemExit(f"{path}: no frame could be read")
+    return np.stack(out), str(path)
 
 
 def _rss() -> dict[str, float]:
@@ -88,13 +98,16 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
             sink.write(line + "\n")
 
     try:
-        frames = _clip(args.clip, args.size)
-        import torch
-
-        put({"case": "setup", "model": args.model, "prm": args.prm, "backends": backends, "skipped": skipped,
+        frames, clip_name = _clip(args.video, args.clip, args.size)
+        torch = None
+        if "torch" in backends:
+            import torch
+        put({"case": "setup", "video": clip_name, "model": args.model, "prm": args.prm, "backends": backends,
+             "skipped": skipped,
              "threads": threads, "frames": args.frames, "warmup": args.warmup, "block": args.block,
              "frame_size": list(frames.shape[1:3]), "clip": len(frames), "machine": platform.machine(),
-             "cpu": platform.processor() or "", "cpu_count": os.cpu_count(), "torch": torch.__version__})
+             "cpu": platform.processor() or "", "cpu_count": os.cpu_count(),
+             "torch": None if torch is None else torch.__version__})
         results = {}
         for n in threads:
             pipes = {b: Pipeline(args.model, prm=args.prm, backend=b, threads=n) for b in backends}
