@@ -236,3 +236,15 @@ def test_tracker_with_presence_loses_the_person_only_after_patience_frames():
     assert t.reinits == 1 and t.searching and np.array_equal(box, [0, 0, 200, 100])
     with pytest.raises(ValueError, match="patience"):
         PoseTracker(None, patience=0)
+
+
+def test_default_threads_are_the_usable_cores_at_most_two():
+    import os
+
+    from mobpose.runtime.backends import DEFAULT_MAX_THREADS, check_threads, default_threads
+
+    assert default_threads() == max(1, min(len(os.sched_getaffinity(0)), DEFAULT_MAX_THREADS))
+    assert check_threads(None) == default_threads() and check_threads(3) == 3
+    for bad, exc in ((0, ValueError), (-1, ValueError), (2**31, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(exc, match="threads"):
+            check_threads(bad)

@@ -45,16 +45,19 @@ class Pool {
       fn_.store(&fn);
       count_.store(count);
       next_.store(0);
-      done_.store(0);
-      helpers_.store(helpers);
       exited_.store(0);
+      slots_.store(helpers, std::memory_order_release);
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     Drain();
-    // Every chosen helper checks out of this generation before the next can start, so no worker
-    // ever runs a task of a finished call.
-    auto finished = [&] { return done_.load() == count && exited_.load() == helpers; };
+    // Every task is taken. Helpers that have not claimed a slot by now (asleep, or preempted by
+    // another process on a busy machine) are not waited for: the slots left are withdrawn, and only
+    // the helpers that joined must check out (they may still be running their last task). A helper
+    // that wakes later finds no slot and goes back to waiting.
+    const int left = slots_.exchange(0, std::memory_order_acq_rel);
+    const int joined = helpers - (left > 0 ? left : 0);
+    auto finished = [&] { return exited_.load(std::memory_order_acquire) == joined; };
     const auto until = std::chrono::steady_clock::now() + kSpin;
     while (!finished() && std::chrono::steady_clock::now() < until) MOBPOSE_CPU_RELAX();
     if (!finished()) {
@@ -66,31 +69,28 @@ class Pool {
 
  private:
   void Drain() {
-    for (size_t i = next_.fetch_add(1); i < count_.load(); i = next_.fetch_add(1)) {
-      (*fn_.load())(i);
-      done_.fetch_add(1);
-    }
+    for (size_t i = next_.fetch_add(1); i < count_.load(); i = next_.fetch_add(1)) (*fn_.load())(i);
   }
-  bool Chosen(size_t seen, int index) const {
-    return generation_.load(std::memory_order_acquire) != seen && index < helpers_.load();
-  }
-  void Work(int index) {
+  bool Woken(size_t seen) const { return generation_.load(std::memory_order_acquire) != seen; }
+  void Work(int /*index*/) {
     size_t seen = 0;
     for (;;) {
       const auto until = std::chrono::steady_clock::now() + kSpin;
-      while (!stop_.load() && !Chosen(seen, index) && std::chrono::steady_clock::now() < until) {
-        MOBPOSE_CPU_RELAX();
-      }
-      if (!Chosen(seen, index)) {
+      while (!stop_.load() && !Woken(seen) && std::chrono::steady_clock::now() < until) MOBPOSE_CPU_RELAX();
+      if (!Woken(seen)) {
         std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_.load() || Chosen(seen, index); });
+        wake_.wait(lock, [&] { return stop_.load() || Woken(seen); });
       }
       if (stop_.load()) return;
       seen = generation_.load(std::memory_order_acquire);
+      // Claim a slot of the current call (Run withdraws the unclaimed ones once every task is taken).
+      // A claim always belongs to the call in progress: a call returns only after its joined helpers
+      // checked out, and the next one sets fresh slots before waking anyone.
+      if (slots_.fetch_sub(1, std::memory_order_acq_rel) <= 0) continue;
       Drain();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        exited_.fetch_add(1);
+        exited_.fetch_add(1, std::memory_order_acq_rel);
       }
       finished_.notify_all();
     }
@@ -101,8 +101,10 @@ class Pool {
   std::condition_variable wake_, finished_;
   // Written under mu_ by Run, read by spinning workers without it.
   std::atomic<const std::function<void(size_t)>*> fn_{nullptr};
-  std::atomic<size_t> count_{0}, next_{0}, done_{0}, generation_{0};
-  std::atomic<int> helpers_{0}, exited_{0};
+  std::atomic<size_t> count_{0}, next_{0}, generation_{0};
+  // slots_: helpers that may still join the call in progress (it goes below 0 when late helpers find
+  // none); exited_: helpers of the call that finished their part.
+  std::atomic<int> slots_{0}, exited_{0};
   std::atomic<bool> stop_{false};
 };
 

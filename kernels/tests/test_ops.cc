@@ -1,11 +1,13 @@
 // The checked operators: threading gives the same answer as one thread, the reference variant can be
 // forced, the prior is applied as documented, and bad shapes throw std::invalid_argument.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mobpose/kernels.h"
@@ -51,6 +53,28 @@ void test_parallel_for_stress(Test& t) {
     for (size_t i = 0; i < hits.size(); ++i) ok &= hits[i] == (i < count ? 1 : 0);
   }
   t.check(ok, "parallel_for: 3000 back-to-back calls must each run every index once");
+}
+
+// A helper that is late (asleep, or its core taken by another process) must neither hold up a call
+// whose tasks the caller already did nor run a task of a finished call: a busy thread competes for the
+// cores while calls of 2 tasks run back to back, each writing into its own generation's array.
+void test_parallel_for_late_helpers(Test& t) {
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    volatile unsigned x = 0;
+    while (!stop.load(std::memory_order_relaxed)) x = x + 1;
+  });
+  bool ok = true;
+  std::vector<std::atomic<int>> hits(2);
+  for (int call = 0; call < 5000; ++call) {
+    hits[0].store(0);
+    hits[1].store(0);
+    parallel_for(2, 2, [&](size_t i) { hits[i].fetch_add(1); });
+    ok &= hits[0].load() == 1 && hits[1].load() == 1;
+  }
+  stop.store(true);
+  busy.join();
+  t.check(ok, "parallel_for: with a busy thread competing, 5000 calls must each run both indices once");
 }
 
 void test_softargmax_op(Test& t) {
@@ -129,6 +153,7 @@ int main() {
   std::printf("kernel variant: %s\n", kernels::active_kernels().variant);
   test_parallel_for(t);
   test_parallel_for_stress(t);
+  test_parallel_for_late_helpers(t);
   test_softargmax_op(t);
   test_mqa_op(t);
   return t.finish("test_ops");

@@ -447,8 +447,9 @@ def _add_infer(sub) -> None:
                    help="camera intrinsics in pixels (default: focal = image diagonal, centre = image centre)")
     p.add_argument("--root-depth", type=float, help="the person's distance in mm (default: from the box size)")
     p.add_argument("--fps", type=float, help="frame rate of image folders (default 30) or to override a video's")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads of the engines (default %(default)s: the fastest measured, docs/BENCHMARKS.md)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the engines (default: the usable cores, at most 2, the fastest measured; "
+                        "docs/BENCHMARKS.md)")
     p.add_argument("--search-budget", type=int, default=None,
                    help="IPEM runs a frame for the person search on a video (default 4, about 45 ms on one "
                         "thread; a single image is searched all at once)")

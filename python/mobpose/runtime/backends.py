@@ -522,6 +522,35 @@ def clear_pool() -> None:
         _POOL.clear()
 
 
+DEFAULT_MAX_THREADS = 2
+"""The default engine threads: the cores this process may use, at most 2 (the fastest measured on the
+2-core machine: native 1.63x one thread when idle; docs/BENCHMARKS.md, 'Threads')."""
+
+
+def default_threads() -> int:
+    """The default thread count of the engines: min(usable cores, DEFAULT_MAX_THREADS)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, DEFAULT_MAX_THREADS))
+
+
+def check_threads(threads) -> int:
+    """`threads` as an int >= 1 (None: :func:`default_threads`).
+
+    Raises:
+        TypeError / ValueError: not an integer, or < 1, or absurdly many (> 1024).
+    """
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
+        raise TypeError(f"threads must be an integer or None, got {type(threads).__name__}")
+    if not 1 <= int(threads) <= 1024:
+        raise ValueError(f"threads must be between 1 and 1024, got {threads}")
+    return int(threads)
+
+
 def make_engines(backend: str, ipem: ModelRef, prm: ModelRef | None, *, threads: int = 1
                  ) -> tuple[Any, Any, tuple, tuple | None]:
     """(IPEM engine, PRM engine or None, their pool keys) of a concrete backend, from the pool when it holds

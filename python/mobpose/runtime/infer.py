@@ -239,7 +239,7 @@ def infer(
     intrinsics=None,
     root_depth: float | None = None,
     fps: float | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     max_frames: int | None = None,
     progress: bool = False,
     on_frame=None,
@@ -254,7 +254,7 @@ def infer(
         fps: the frame rate of sources without one (image folders, arrays; default 30); overrides a
             video's own for the timestamps when given.
         max_frames: stop after this many frames.
-        progress: show a progress bar (tqdm) on stderr.
+        progress: show a progress bar (tqdm) on stderr when stderr is a terminal.
         on_frame: called with (frame, FramePose) after each frame (e.g. to render).
         search_budget: as :class:`mobpose.Pipeline` ("auto": the whole search at once for a single image,
             mobpose.runtime.pipeline.SEARCH_BUDGET IPEM runs a frame on a video).
@@ -291,7 +291,8 @@ def _run(pipeline: Pipeline, source: Any, *, fps, max_frames, progress, on_frame
             except ImportError:  # tqdm comes with the train extra; progress then goes to the log
                 logger.info("infer: %s (%s frames); install tqdm for a progress bar", frames.name, frames.length)
             else:
-                bar = tqdm(total=frames.length, desc="infer", unit="frame")
+                # disable=None: only on a terminal (a log file or a pipe gets no bar lines)
+                bar = tqdm(total=frames.length, desc="infer", unit="frame", disable=None)
         try:
             for frame in frames:
                 if max_frames is not None and len(poses) >= max_frames:
