@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..skeleton import H36M_17
-from .backends import make_engines, model_ref, release_engines, resolve_backend
+from .backends import check_threads, make_engines, model_ref, release_engines, resolve_backend
 from .presence import PresenceModel, presence_features, shipped_path
 from .tracker import PersonFinder, PoseTracker, check_box
 
@@ -38,6 +38,9 @@ DEFAULT_IPEM = "ipem-xs"
 DEFAULT_PRM = "prm-causal"
 STAGES = ("search", "crop", "ipem", "decode", "prm", "track")
 SEARCH_BUDGET = 4  # IPEM runs a frame for the search on a stream (about 45 ms with ipem-xs, one thread)
+# A stream's search ends early at a box this sure to hold a person (the tracker then re-crops on the joints).
+# Not at the presence threshold itself: a window much larger than the person often passes it.
+SURE_PRESENCE = 0.9
 JOINTS = H36M_17.num_joints
 
 
@@ -116,7 +119,8 @@ class Pipeline:
         bbox: the person's box (x, y, w, h) px in the first frame, or None for the whole frame.
         intrinsics: (9,), (4,) fx, fy, cx, cy or 3x3, or None for the default of the image size.
         root_depth: the root's distance in mm, or None to estimate it from the box size.
-        threads: CPU threads of the engines.
+        threads: CPU threads of the engines (None: the usable cores, at most 2, the fastest measured;
+            mobpose.runtime.backends.default_threads).
         tracker: a :class:`~mobpose.runtime.tracker.PersonFinder` (default: a PoseTracker on `bbox`).
         search_budget: IPEM runs a frame for the person search (no box given, or the person lost): the
             search goes on over the next frames (mobpose.runtime.tracker); None: the whole search in one
@@ -129,7 +133,7 @@ class Pipeline:
     """
 
     def __init__(self, model: Any = "default", *, prm: Any = "default", backend: str = "auto", bbox=None,
-                 intrinsics=None, root_depth: float | None = None, threads: int = 1,
+                 intrinsics=None, root_depth: float | None = None, threads: int | None = None,
                  tracker: PersonFinder | None = None, search_budget: int | None = SEARCH_BUDGET,
                  presence: Any = "default") -> None:
         self.ipem = self.prm = None
@@ -143,9 +147,7 @@ class Pipeline:
         if tracker is not None and not isinstance(tracker, PersonFinder):
             raise TypeError(f"tracker must implement first/next/reset (PersonFinder), got {type(tracker).__name__}")
         self.tracker = tracker if tracker is not None else PoseTracker(bbox)
-        if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        self.threads = int(threads)
+        self.threads = check_threads(threads)
         if search_budget is not None and (isinstance(search_budget, bool) or int(search_budget) < 1):
             raise ValueError(f"search_budget must be None or >= 1 IPEM runs a frame, got {search_budget!r}")
         self.search_budget = None if search_budget is None else int(search_budget)
@@ -246,9 +248,11 @@ class Pipeline:
 
         Scores up to `search_budget` of the tracker's candidate windows (all of them when None) by the
         presence probability (mean joint confidence without a presence model), continuing the windows of
-        the previous frames. Between frames the best box so far follows the person (re-cropped around the
+        the previous frames; on a stream the best box so far is one of them (so a searching frame costs
+        `search_budget` IPEM runs in all). Between frames the best box so far follows the person (re-cropped around the
         joints of the frame's pose when a person was found in it, and scored afresh on the new frame).
-        When every window was tried, the best one, re-cropped up to `refine` times
+        When every window was tried, or earlier when the best box's probability reaches SURE_PRESENCE, the
+        best one, re-cropped up to `refine` times
         around its joints (within the frame's budget), is the person's box (``tracker.found``); it is
         tracked, and the search starts again if it holds no person (see PoseTracker.patience). Windows
         are not accepted early at the threshold: a larger window than the person often passes it (the
@@ -262,10 +266,16 @@ class Pipeline:
         if not self._queue:
             self._queue, self._best = list(self.tracker.candidates()), None
         exhaustive = self.search_budget is None
-        n = len(self._queue) if exhaustive else min(self.search_budget, len(self._queue))
+        # On a stream the best box so far is scored afresh on this frame, as one of the budget's runs: the
+        # frame is then posed from a run of this frame (no extra IPEM run), and a person who left it loses
+        # their lead.
+        cands = []
+        if not exhaustive and self._best is not None and self.search_budget >= 2:
+            cands, self._best = [self._best[1]], None
+        n = len(self._queue) if exhaustive else min(self.search_budget - len(cands), len(self._queue))
+        cands += [self._queue.pop(0) for _ in range(n)]
         runs, cached = 0, None
-        for _ in range(n):
-            cand = self._queue.pop(0)
+        for cand in cands:
             crop, crop_box = crop_person(image, cand, self.input_size)
             xyz, conf = self.ipem(crop)
             runs += 1
@@ -277,7 +287,8 @@ class Pipeline:
         if self._best is None:  # every window gave non-finite joints: the whole frame
             self._best = (-np.inf, np.array([0.0, 0.0, w, h]))
         score, box = self._best  # `cached` is this box's run when it was made this frame
-        if self._queue:  # more windows next frame; this frame is posed in the best so far
+        sure = not exhaustive and self.presence is not None and score >= max(SURE_PRESENCE, self.presence.threshold)
+        if self._queue and not sure:  # more windows next frame; this frame is posed in the best so far
             return box, runs, cached
         # re-crop around the joints found (within the frame's budget on a stream)
         for _ in range(refine if exhaustive else min(refine, self.search_budget - runs)):
