@@ -61,3 +61,20 @@ def test_train_help_describes_the_shared_options(what, capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     for words in ("learning rate", "epochs", "batch", "seed"):
         assert words in text.lower(), f"train {what} --help says nothing about {words}"
+
+
+@pytest.mark.parametrize("argv", [["bench", "kernels", "--quick"], ["train", "prm", "--out", "unused"]])
+def test_a_missing_extra_is_named_in_one_line(argv, monkeypatch, capsys, tmp_path) -> None:
+    """As in a base install (no torch): the command says which extra to install, without a traceback."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    for name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ModuleNotFoundError
+    for name in [m for m in sys.modules if m.startswith(("mobpose.bench.kernels", "mobpose.train"))]:
+        monkeypatch.delitem(sys.modules, name)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "needs torch" in err and "pip install 'mobpose[train]'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -581,12 +581,28 @@ def main(argv: list[str] | None = None) -> int:
             return _synth(args)
         if args.command == "export":
             return _export(args)
+        from .bench.__main__ import main as bench_main
+
+        return bench_main(args.suite_args)
     except (FileNotFoundError, ValueError, TypeError) as exc:  # bad input: one clear line, no traceback
         print(f"mobpose: error: {exc}", file=sys.stderr)
         return 2
-    from .bench.__main__ import main as bench_main
+    except ModuleNotFoundError as exc:  # an extra that is not installed (the base install is the runtime)
+        if exc.name is None or exc.name.split(".")[0] not in _EXTRAS:
+            raise
+        extra, why = _EXTRAS[exc.name.split(".")[0]]
+        print(f"mobpose: error: 'mobpose {args.command}' needs {exc.name.split('.')[0]} ({why}), which the base "
+              f"install leaves out: pip install 'mobpose[{extra}]' (install torch==2.13.0 first)", file=sys.stderr)
+        return 2
 
-    return bench_main(args.suite_args)
+
+# What the base install leaves out, by module: the extra that brings it and what needs it.
+_EXTRAS = {
+    "torch": ("train", "PyTorch: training, evaluation, the torch backend and the kernel benchmarks"),
+    "safetensors": ("train", "reading and writing checkpoints with torch"),
+    "skimage": ("train", "the synthetic engine's backgrounds"),
+    "litert_torch": ("export", "TFLite export"),
+}
 
 
 if __name__ == "__main__":
