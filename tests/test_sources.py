@@ -220,8 +220,11 @@ def test_bad_inputs_raise_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="missing.mp4 does not exist"):
         open_source(tmp_path / "missing.mp4")
     (tmp_path / "text.mp4").write_text("this is not a video")
-    with pytest.raises(ValueError, match="text.mp4: not an image .*cannot open it as a video"):
+    with pytest.raises(ValueError, match="text.mp4: cv2 cannot open it as a video .*truncated or corrupt"):
         open_source(tmp_path / "text.mp4")
+    (tmp_path / "text.dat").write_text("this is not a video")
+    with pytest.raises(ValueError, match="text.dat: not an image .*cannot open it as a video"):
+        open_source(tmp_path / "text.dat")
     (tmp_path / "text.png").write_text("nor an image")
     with pytest.raises(ValueError, match="text.png is not a readable image"):
         open_source(tmp_path / "text.png")
@@ -257,3 +260,14 @@ def test_bad_inputs_raise_clear_errors(tmp_path, monkeypatch):
     cv2.imwrite(str(tmp_path / "big.png"), np.zeros((H, W), np.uint8))
     with pytest.raises(ValueError, match="big.png.*MAX_PIXELS"):
         open_source(tmp_path / "big.png")
+
+
+def test_a_truncated_video_is_named_as_one(tmp_path, capfd):
+    """A real .mp4 cut short (its index lost): a clear error, and FFmpeg's own lines stay off the terminal."""
+    from mobpose.demo import demo_video
+
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(demo_video().read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=r"cut.mp4: cv2 cannot open it as a video \(100000 bytes\): truncated"):
+        open_source(cut)
+    assert capfd.readouterr().err == ""

@@ -156,10 +156,21 @@ def _natural_key(name: str) -> tuple[list[int | str], str]:
     return [int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)], name
 
 
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".3gp", ".mpg", ".mpeg", ".wmv"})
+
+
 def _open_capture(path: Path) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
+    from ..export.runtime import native_output
+
+    with native_output():  # FFmpeg's own lines ("moov atom not found") go to the log, not the terminal
+        cap = cv2.VideoCapture(str(path))
+        opened = cap.isOpened()
+    if not opened:
         cap.release()
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            size = path.stat().st_size if path.exists() else 0
+            raise ValueError(f"{path}: cv2 cannot open it as a video ({size} bytes): truncated or corrupt "
+                             f"(an .mp4 cut short loses its index), or a codec this OpenCV build lacks")
         raise ValueError(f"{path}: not an image (extension {path.suffix or 'none'} is not one of "
                          f"{', '.join(sorted(IMAGE_EXTENSIONS))}) and cv2 cannot open it as a video "
                          f"(not a video, an unsupported codec, or an empty or truncated file)")
