@@ -6,7 +6,10 @@ call): the shipped demo clip, a real photo repeated
 stream: the frames spent searching, the most IPEM runs and milliseconds of search in one frame, the
 frame's total milliseconds at most, the fraction of frames with a person found and the tracker's
 re-initialisations. Single images (`mobpose.infer` on each, searched at once): seconds per image and
-how many were found. One JSON line per case.
+how many were found. With --pck N: on N LSPET val photos (every (1000 // N)-th from row 9000) the 2D
+PCK@0.2 (of the torso: shoulder to opposite hip, the larger; LSP's 14 joints, neck as thorax) of the
+whole search, of a bounded one (--pck-budget IPEM runs, one frame) and of the trivial control (the whole
+photo as the box, no search). One JSON line per case.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=20, help="single photos timed (every --step-th from --first)")
     p.add_argument("--step", type=int, default=50, help="photos between the timed ones")
     p.add_argument("--repeat", type=int, default=100, help="frames of each still stream")
+    p.add_argument("--pck", type=int, default=0, help="also the 2D PCK@0.2 on N LSPET val photos (e.g. 100)")
+    p.add_argument("--pck-budget", type=int, default=4, help="IPEM runs of the bounded search in the PCK case")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 
 
@@ -96,7 +101,56 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
                  "found": int(sum(found)), "of": len(found)})
         elif not names:
             put({"case": "single images", "skipped": "no photo folder (give --photos, or the LSPET data)"})
+        if args.pck:
+            labels = folder.parent / "joints.npz" if folder else None
+            if labels is None or not labels.is_file():
+                put({"case": "lspet pck", "skipped": "needs LSPET's joints.npz beside its images folder"})
+            else:
+                _pck(args, folder, labels, put)
     finally:
         if sink is not None:
             sink.close()
     return 0
+
+
+def _torso_pck(pred: np.ndarray, gt: np.ndarray, names: list[str], pairs: list[tuple[int, int]]) -> float | None:
+    """PCK@0.2 of one photo: pred (17, 2) H36M pixels, gt (14, 3) LSP x, y, visible; None without a torso."""
+    vis = gt[:, 2] > 0
+    torso = 0.0
+    for a, b in (("left_shoulder", "right_hip"), ("right_shoulder", "left_hip")):
+        i, j = names.index(a), names.index(b)
+        if vis[i] and vis[j]:
+            torso = max(torso, float(np.linalg.norm(gt[i, :2] - gt[j, :2])))
+    hits = [np.linalg.norm(pred[h] - gt[lj, :2]) <= 0.2 * torso for h, lj in pairs if vis[lj]]
+    return float(np.mean(hits)) if torso > 0 and hits else None
+
+
+def _pck(args: argparse.Namespace, folder: Path, labels: Path, put) -> None:
+    from ..runtime.image import load_image
+    from ..runtime.infer import infer
+    from ..skeleton import H36M_17
+
+    with np.load(labels) as z:
+        joints, files, names = z["joints"], [str(f) for f in z["images"]], [str(n) for n in z["names"]]
+    h36 = list(H36M_17.joint_names)
+    pairs = [(h36.index(n), names.index(n)) for n in names if n in h36] + [(h36.index("thorax"), names.index("neck"))]
+    rows = list(range(9000, 10000, max(1, 1000 // args.pck)))[: args.pck]
+    cases = {"whole search": {"search_budget": None}, f"bounded search ({args.pck_budget} IPEM runs)":
+             {"search_budget": args.pck_budget}, "control: the whole photo as the box": {"whole": True}}
+    for case, kw in cases.items():
+        scores, found, secs = [], [], []
+        for r in rows:
+            img = load_image(folder / files[r])
+            t0 = time.perf_counter()
+            if kw.get("whole"):
+                res = infer(img, bbox=(0, 0, img.shape[1], img.shape[0]), backend=args.backend, threads=args.threads)
+            else:
+                res = infer(img, backend=args.backend, threads=args.threads, search_budget=kw["search_budget"])
+            secs.append(time.perf_counter() - t0)
+            score = _torso_pck(res.joints_2d[0], joints[r], names, pairs)
+            if score is not None:
+                scores.append(score)
+            found.append(bool(res.found[0]))
+        put({"case": "lspet pck", "search": case, "photos": len(rows), "scored": len(scores),
+             "pck_0.2_torso": round(float(np.mean(scores)), 4), "found_fraction": round(float(np.mean(found)), 3),
+             "seconds_median": round(float(np.median(secs)), 3), "rows": [rows[0], rows[-1], len(rows)]})
