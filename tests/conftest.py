@@ -1,5 +1,5 @@
 """Shared fixtures: the seeded test-size IPEM and PRMs written to safetensors files (with a temporary
-TFLite export cache) and a short rendered clip, for the runtime tests."""
+TFLite export cache) and a short rendered clip, for the runtime tests; `variant`, each kernel variant in turn."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mobpose import checkpoint as ck
+from mobpose import ops
 from mobpose.export.golden import seeded_test_model
 from mobpose.models.prm import config_dict
 
@@ -46,3 +47,11 @@ def clip():
     return np.stack([f["image"] for f in frames]), frames[0]["bbox"]
 
 
+@pytest.fixture(params=tuple(ops.available_kernel_variants()))
+def variant(request):
+    """Activates each kernel variant this machine has in turn; 'auto' again afterwards."""
+    try:
+        ops.set_kernel_variant(request.param)
+        yield request.param
+    finally:
+        ops.set_kernel_variant("auto")

@@ -338,15 +338,6 @@ def test_the_fuzz_comparison_sees_a_mismatch() -> None:
     assert _check_one("ValueError", None, want, lambda w: tol, []) == "rejection"
 
 
-@pytest.fixture(params=VARIANTS)
-def variant(request):
-    try:
-        ops.set_kernel_variant(request.param)
-        yield request.param
-    finally:
-        ops.set_kernel_variant("auto")
-
-
 def _both(x: np.ndarray, mode: str):
     got = ops.soft_argmax_3d(x, mode)
     want = F.soft_argmax_3d(torch.from_numpy(x), mode, backend="torch", return_peak=True)

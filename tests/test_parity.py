@@ -52,16 +52,6 @@ def check_soft_argmax(x: np.ndarray, mode: str) -> None:
     assert_close(peak, want_peak, "soft_argmax_3d_peak")
 
 
-@pytest.fixture(params=VARIANTS)
-def variant(request):
-    """Activates one kernel variant; 'auto' again afterwards."""
-    try:
-        ops.set_kernel_variant(request.param)
-        yield request.param
-    finally:
-        ops.set_kernel_variant("auto")
-
-
 # ---- the tolerance helper itself -------------------------------------------------------------------
 
 

@@ -332,6 +332,20 @@ void test_mqa_rows(const KernelSet& ks, const KernelSet& ref, Test& t) {
   std::printf("  %s..: max error / max|v| %.3g\n", ks.mqa_rows_names[0], worst);
 }
 
+// GELU of each x through a 1x1 identity linear layer, against the reference.
+void check_gelu(const KernelSet& ks, const KernelSet& ref, Test& t, const float* xs, size_t n) {
+  const float one = 1.f;
+  std::vector<float> packed(linear_packed_floats(1, 1));
+  linear_pack(&one, nullptr, 1, 1, packed.data());
+  for (size_t i = 0; i < n; ++i) {
+    const float xv = xs[i];
+    float want = 0.f, got = 0.f;
+    ref.linear(&xv, 1, 1, 1, packed.data(), 1, &want, 1, LinearEpilogue::kGeluTanh);
+    ks.linear(&xv, 1, 1, 1, packed.data(), 1, &got, 1, LinearEpilogue::kGeluTanh);
+    t.check_close(got, want, 1e-7 + kGeluRel * std::fabs(xv), "%s gelu(%g)", ks.linear_name, xv);
+  }
+}
+
 void test_linear(const KernelSet& ks, const KernelSet& ref, Test& t) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -380,16 +394,20 @@ void test_linear(const KernelSet& ks, const KernelSet& ref, Test& t) {
   }
   // GELU at the extremes: 0 far left (no NaN from exp overflow), x far right, NaN kept.
   const float xs[] = {-30.f, -9.f, -1e-3f, 0.f, 1e-3f, 9.f, 30.f, std::numeric_limits<float>::quiet_NaN()};
-  const float one = 1.f;
-  std::vector<float> packed(linear_packed_floats(1, 1));
-  linear_pack(&one, nullptr, 1, 1, packed.data());
-  for (float xv : xs) {
-    float want = 0.f, got = 0.f;
-    ref.linear(&xv, 1, 1, 1, packed.data(), 1, &want, 1, LinearEpilogue::kGeluTanh);
-    ks.linear(&xv, 1, 1, 1, packed.data(), 1, &got, 1, LinearEpilogue::kGeluTanh);
-    t.check_close(got, want, 1e-7 + kGeluRel * std::fabs(xv), "%s gelu(%g)", ks.linear_name, xv);
-  }
+  check_gelu(ks, ref, t, xs, sizeof(xs) / sizeof(xs[0]));
   std::printf("  %s: max error / (|b| + sum |x w|) %.3g\n", ks.linear_name, worst);
+}
+
+// The float mean of a row is off by up to an ulp of |mean| (and x - mean rounds at |x|): that error is
+// scaled by rstd, so rows with a mean far from 0 against their spread carry it. The bound of that shift
+// for one row of c values.
+double layernorm_shift(const float* row, size_t c, double eps) {
+  double mean = 0.0, var = 0.0;
+  for (size_t i = 0; i < c; ++i) mean += row[i];
+  mean /= static_cast<double>(c);
+  for (size_t i = 0; i < c; ++i) var += (row[i] - mean) * (row[i] - mean);
+  const double rstd = 1.0 / std::sqrt(var / static_cast<double>(c) + eps);
+  return 4.0 * kFloatEps * (std::fabs(mean) + std::sqrt(var)) * rstd;
 }
 
 void test_layernorm(const KernelSet& ks, const KernelSet& ref, Test& t) {
@@ -410,14 +428,7 @@ void test_layernorm(const KernelSet& ks, const KernelSet& ref, Test& t) {
       for (float g : gamma) gmax = std::fmax(gmax, std::fabs(g));
       bool ok = true;
       for (size_t r = 0; r < m && ok; ++r) {
-        // The float mean is off by up to an ulp of |mean| (and x - mean rounds at |x|): that error is
-        // scaled by rstd, so rows with a mean far from 0 against their spread carry it.
-        double mean = 0.0, var = 0.0;
-        for (size_t i = 0; i < c; ++i) mean += x[r * ldx + i];
-        mean /= static_cast<double>(c);
-        for (size_t i = 0; i < c; ++i) var += (x[r * ldx + i] - mean) * (x[r * ldx + i] - mean);
-        const double rstd = 1.0 / std::sqrt(var / static_cast<double>(c) + 1e-5);
-        const double shift = 4.0 * kFloatEps * (std::fabs(mean) + std::sqrt(var)) * rstd;
+        const double shift = layernorm_shift(x.data() + r * ldx, c, 1e-5);
         const double scale = gmax * (std::sqrt(static_cast<double>(c)) + 1.0);  // |(x - mean) * rstd| <= sqrt(c)
         for (size_t i = 0; i < ldy && ok; ++i) {
           if (i >= c) {
@@ -690,15 +701,7 @@ void test_linear_extremes(const KernelSet& ks, const KernelSet& ref, Test& t) {
   }
   // GELU of huge and infinite arguments: the reference's (x for x >> 0, -0 for x << 0, NaN at -Inf).
   const float xs[] = {-3e38f, -1e20f, -1e10f, 1e10f, 1e20f, 3e38f, -kInf, kInf};
-  const float one = 1.f;
-  std::vector<float> packed(linear_packed_floats(1, 1));
-  linear_pack(&one, nullptr, 1, 1, packed.data());
-  for (float xv : xs) {
-    float want = 0.f, got = 0.f;
-    ref.linear(&xv, 1, 1, 1, packed.data(), 1, &want, 1, LinearEpilogue::kGeluTanh);
-    ks.linear(&xv, 1, 1, 1, packed.data(), 1, &got, 1, LinearEpilogue::kGeluTanh);
-    t.check_close(got, want, 1e-7 + kGeluRel * std::fabs(xv), "%s gelu(%g)", ks.linear_name, xv);
-  }
+  check_gelu(ks, ref, t, xs, sizeof(xs) / sizeof(xs[0]));
 }
 
 void test_layernorm_extremes(const KernelSet& ks, const KernelSet& ref, Test& t) {
@@ -725,12 +728,7 @@ void test_layernorm_extremes(const KernelSet& ks, const KernelSet& ref, Test& t)
         bool ok = true;
         for (size_t r = 0; r < m && ok; ++r) {
           // As test_layernorm: relative to the output scale plus the float mean's rounding times rstd.
-          double mean = 0.0, var = 0.0;
-          for (size_t i = 0; i < c; ++i) mean += x[r * ldx + i];
-          mean /= static_cast<double>(c);
-          for (size_t i = 0; i < c; ++i) var += (x[r * ldx + i] - mean) * (x[r * ldx + i] - mean);
-          const double rstd = 1.0 / std::sqrt(var / static_cast<double>(c) + eps);
-          const double shift = 4.0 * kFloatEps * (std::fabs(mean) + std::sqrt(var)) * rstd;
+          const double shift = layernorm_shift(x.data() + r * ldx, c, eps);
           const double tol = gmax * (kLayerNormRel * (std::sqrt(double(c)) + 1.0) + shift) + 1e-6;
           for (size_t i = 0; i < c && ok; ++i) {
             ok = t.check_close(got[r * ldy + i], want[r * ldy + i], std::isfinite(tol) ? tol : 0.0,
