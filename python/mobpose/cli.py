@@ -173,6 +173,18 @@ def _add_eval(sub) -> None:
     photos.add_argument("--out", required=True, help="PNG sheet to write")
     photos.add_argument("--opencv-doc", default=None, help="folder of Debian opencv-doc's example data")
     photos.add_argument("--json", default=None, help="also write the predicted joints as JSON here")
+    lspet = which.add_parser("lspet", help="an IPEM's 2D accuracy on LSPET val photos, box given: PCK@0.2 (torso) "
+                                           "per joint, beside the average pose in the box")
+    lspet.add_argument("model", nargs="?", default="default",
+                       help="a shipped name or a .safetensors checkpoint (default: the runtime's, ipem-xs)")
+    lspet.add_argument("--rows", default="9000:10000", help="LSPET rows START:STOP (default the val split, 9000:10000)")
+    lspet.add_argument("--lspet", default=None,
+                       help="the LSPET folder (default $MOBPOSE_LSPET_DIR or ../shared/data/lspet)")
+    lspet.add_argument("--backend", default="auto", help="auto, native, tflite or torch")
+    lspet.add_argument("--sheet", default=None,
+                       help="also draw the first --sheet-count photos into this image (.png, .jpg)")
+    lspet.add_argument("--sheet-count", type=int, default=24, help="photos on the sheet (default 24)")
+    lspet.add_argument("--json", default=None, help="also write the report as JSON here")
     lifter = which.add_parser("lifter", help="a lifter on CMU-17 with ground-truth and noisy 2D")
     lifter.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train lifter'")
     lifter.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
@@ -273,7 +285,42 @@ def _checkpoint_path(name: str) -> str:
     return str(load_checkpoint(name)[0])
 
 
+def _eval_lspet(args) -> int:
+    from pathlib import Path
+
+    from . import lspet
+
+    try:
+        start, stop = (int(v) for v in args.rows.split(":"))
+    except ValueError:
+        raise ValueError(f"--rows must be START:STOP, got {args.rows!r}") from None
+    if not 0 <= start < stop <= 10000:
+        raise ValueError(f"--rows {args.rows}: need 0 <= START < STOP <= 10000")
+    if start < lspet.VAL_ROWS.start:
+        logging.getLogger(__name__).warning("rows %d-%d include LSPET train rows: not a figure to report", start,
+                                            min(stop, lspet.VAL_ROWS.start) - 1)
+    sheet = Path(args.sheet) if args.sheet else None
+    if sheet is not None:
+        _check_writable("--sheet", sheet)
+    report = lspet.evaluate(args.model, folder=args.lspet, rows=range(start, stop), backend=args.backend,
+                            progress=True, keep=args.sheet_count if sheet is not None else 0)
+    examples = report.pop("examples")
+    print(lspet.format_report(report))
+    if sheet is not None:
+        import cv2
+
+        if not cv2.imwrite(str(sheet), cv2.cvtColor(lspet.sheet(examples, args.lspet), cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"could not write {sheet}")
+        print(f"drew {len(examples)} photos: {sheet}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
 def _eval(args) -> int:
+    if args.what == "lspet":
+        return _eval_lspet(args)
     if args.what in ("ipem", "photos"):
         return _eval_ipem(args)
     if args.what == "prm":

@@ -34,6 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..lspet import default_dir as default_lspet_dir
+from ..lspet import person_box
 from ..runtime.image import crop_person, load_image
 from ..runtime.presence import FEATURE_NAMES, IPEM_FEATURES, PresenceModel, presence_features, reliability
 
@@ -46,23 +48,6 @@ POSITIVE_KINDS = ("person", "rendered")
 NEGATIVE_KINDS = ("background", "blank", "noise", "gradient", "tiny", "synthetic")
 TRAIN_ROWS = (0, 9000)
 VAL_ROWS = (9000, 10000)
-BOX_ENLARGE = 1.15
-
-
-def default_lspet_dir() -> Path:
-    """$MOBPOSE_LSPET_DIR, else ../shared/data/lspet beside the repository root."""
-    env = os.environ.get("MOBPOSE_LSPET_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lspet"
-
-
-def person_box(joints: np.ndarray, enlarge: float = BOX_ENLARGE) -> np.ndarray:
-    """(x, y, w, h) of the visible labelled joints (14, 3), enlarged about its centre (head and feet fit)."""
-    vis = joints[joints[:, 2] > 0, :2]
-    lo, hi = vis.min(0), vis.max(0)
-    c, s = (lo + hi) / 2, np.maximum(hi - lo, 8.0) * enlarge
-    return np.array([c[0] - s[0] / 2, c[1] - s[1] / 2, s[0], s[1]])
 
 
 def _jitter(rng: np.random.Generator, box: np.ndarray) -> np.ndarray:
