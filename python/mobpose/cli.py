@@ -81,6 +81,10 @@ def _add_train(sub) -> None:
     ipem.add_argument("--lr", type=float, default=1e-3,
                       help="peak learning rate of AdamW, after the warm-up (default 1e-3)")
     ipem.add_argument("--eval-samples", type=int, default=256, help="held-out CMU-test renders validated per epoch")
+    ipem.add_argument("--lspet-fraction", type=float, default=0.0,
+                      help="share of real LSPET train crops (2D targets only) among each epoch's items (default 0)")
+    ipem.add_argument("--lspet", default=None,
+                      help="the LSPET folder (default $MOBPOSE_LSPET_DIR or ../shared/data/lspet)")
     ipem.add_argument("--workers", type=int, default=1, help="data-loader processes rendering ahead")
     ipem.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ipem.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
@@ -224,7 +228,8 @@ def _train(args) -> int:
         from .train.ipem_stage import IPEMDataConfig, ipem_recipe, run_ipem
 
         data = IPEMDataConfig(samples_per_epoch=args.samples_per_epoch, eval_samples=args.eval_samples,
-                              workers=args.workers, seed=args.seed)
+                              workers=args.workers, seed=args.seed, lspet_fraction=args.lspet_fraction,
+                              lspet=args.lspet or "")
         train = replace(ipem_recipe(args.epochs, args.batch_size), lr=args.lr, seed=args.seed,
                         max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
         if args.warmup_epochs >= 0:

@@ -114,7 +114,10 @@ def train_ipem(
         if facing_loss:
             if facing is None:
                 raise ValueError("facing_loss needs items with a 'facing' yaw")
-            loss = loss + facing_loss * torch.nn.functional.cross_entropy(facing_logits, facing_classes(facing, bins))
+            known = torch.isfinite(facing)  # real photos carry no yaw (NaN): left out of this loss
+            if bool(known.any()):
+                ce = torch.nn.functional.cross_entropy(facing_logits[known], facing_classes(facing[known], bins))
+                loss = loss + facing_loss * ce * known.float().mean()
         return loss
 
     return fit(
@@ -137,6 +140,8 @@ class IPEMDataConfig:
     fps: float = 30.0
     workers: int = 1
     seed: int = 0
+    lspet_fraction: float = 0.0  # the share of LSPET train crops (2D targets) in each epoch (mobpose.data.lspet_crops)
+    lspet: str = ""  # the LSPET folder ('' : mobpose.lspet.default_dir())
 
 
 def collate_labelled(items: list[dict]) -> dict[str, torch.Tensor]:
@@ -256,11 +261,18 @@ def run_ipem(
     engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size)
     train_set = SyntheticPoseDataset(pose_pool(load_cmu(split="train"), data.fps), data.samples_per_epoch,
                                      seed=data.seed, config=engine)
+    described = "synthetic CMU renders"
+    if data.lspet_fraction > 0:
+        from ..data.lspet_crops import LSPETCropDataset, MixedIPEMDataset
+
+        real = LSPETCropDataset(data.samples_per_epoch, seed=data.seed, config=engine, folder=data.lspet or None)
+        train_set = MixedIPEMDataset(train_set, real, data.lspet_fraction, seed=data.seed)
+        described += f" + LSPET train crops ({data.lspet_fraction:.0%}, 2D targets)"
     eval_set = ipem_eval_set(net, data.eval_samples, seed=data.seed, fps=data.fps)
     return train_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
-        run_info={"data": "synthetic CMU renders", **asdict(data), "softargmax": softargmax, "init": init or "",
+        run_info={"data": described, **asdict(data), "softargmax": softargmax, "init": init or "",
                   "heatmap_loss": heatmap_loss, "facing_loss": facing_loss},
         progress=progress, init=init, heatmap_loss=heatmap_loss, facing_loss=facing_loss,
     )
