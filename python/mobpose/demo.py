@@ -1,10 +1,11 @@
 """The demo clip shipped inside the package: try mobpose with no data set and no download.
 
 ``walk.mp4``: 60 frames (2 s at 30 fps), 400 x 400, one synthetic person (the engine's renders) walking
-through a CMU test clip, seen by a fixed virtual camera; ``walk.gt.npz`` beside it holds the ground
-truth (joints_cam (60, 18, 3) mm, bbox (60, 4) px, intrinsics (9,)). Made by
+through a CMU test clip, seen by a fixed virtual camera. Made by
 
     python scripts/make_demo_video.py --out python/mobpose/assets/walk.mp4 --frames 60 --size 400 --sequence 3 --seed 2
+
+(the ground truth it writes beside the clip, walk.gt.npz, is not shipped: .gitignore keeps it out).
 
 It is a render, not a real person: use it to check that mobpose runs and how fast, not how well.
 """
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-__all__ = ["demo_truth", "demo_video"]
+__all__ = ["demo_video"]
 
 _ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -31,9 +30,3 @@ def demo_video() -> Path:
         raise FileNotFoundError(f"the demo clip {path} is missing: reinstall mobpose (pip install .)")
     return path
 
-
-def demo_truth() -> dict[str, np.ndarray]:
-    """The demo clip's ground truth: joints_cam (60, 18, 3) mm, bbox (60, 4) x, y, w, h px, intrinsics (9,)."""
-    path = demo_video().with_suffix(".gt.npz")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(text + "\n")
-    print(text)  # noqa: T201 (the command's output)
+    logger.info("presence report:\n%s", text)
     return 0
 
 
