@@ -46,11 +46,15 @@ H36M_OF_LSP: dict[str, str] = {
 
 
 def default_dir() -> Path:
-    """$MOBPOSE_LSPET_DIR, else ../shared/data/lspet beside the repository root."""
+    """$MOBPOSE_LSPET_DIR, else ``lspet`` in the shared data folder (mobpose.data.paths.default_data_dir:
+    $MOBPOSE_DATA_DIR or the first ``shared/data`` above the package or the current directory)."""
     env = os.environ.get("MOBPOSE_LSPET_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lspet"
+    from .data.paths import default_data_dir
+
+    base = default_data_dir()
+    return (base if base is not None else Path("..") / "shared" / "data") / "lspet"
 
 
 def load(folder: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .timing import Timing
+from .timing import Timing, json_lines
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,15 +88,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
     backends = [b for b in backends if b not in skipped]
     if not backends:
         raise SystemExit(f"no backend to time: {skipped}")
-    sink = open(args.out, "a") if args.out else None  # noqa: SIM115 (closed below)
-
-    def put(record: dict) -> None:
-        line = json.dumps({"bench": "pipeline", **record})
-        emit(line)
-        if sink is not None:
-            sink.write(line + "\n")
-
-    try:
+    with json_lines("pipeline", emit, args.out) as put:
         frames, clip_name = _clip(args.video, args.clip, args.size)
         torch = None
         if "torch" in backends:
@@ -153,7 +144,4 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
             put({"case": "memory", "backend": b, "threads": n, "frames": args.stream,
                  "seconds": round(time.perf_counter() - t0, 1),
                  "rss": {str(k): v for k, v in marks.items()}})
-    finally:
-        if sink is not None:
-            sink.close()
     return 0

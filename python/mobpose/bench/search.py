@@ -15,8 +15,6 @@ photo as the box, no search). One JSON line per case.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,9 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _photos(folder: str | None) -> Path | None:
     if folder:
         return Path(folder)
-    env = os.environ.get("MOBPOSE_LSPET_DIR")
-    here = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lspet"
-    return here / "images" if (here / "images").is_dir() else None
+    from ..lspet import default_dir
+
+    images = default_dir() / "images"
+    return images if images.is_dir() else None
 
 
 def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
@@ -53,16 +52,9 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
     from ..runtime.infer import infer
     from ..runtime.pipeline import Pipeline
     from ..runtime.sources import open_source
+    from .timing import json_lines
 
-    sink = open(args.out, "a") if args.out else None  # noqa: SIM115 (closed below)
-
-    def put(record: dict) -> None:
-        line = json.dumps({"bench": "search", **record})
-        emit(line)
-        if sink is not None:
-            sink.write(line + "\n")
-
-    try:
+    with json_lines("search", emit, args.out) as put:
         folder = _photos(args.photos)
         names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")) \
             if folder else []
@@ -107,9 +99,6 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
                 put({"case": "lspet pck", "skipped": "needs LSPET's joints.npz beside its images folder"})
             else:
                 _pck(args, folder, labels, put)
-    finally:
-        if sink is not None:
-            sink.close()
     return 0
 
 

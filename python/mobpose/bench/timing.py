@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Timing", "time_call"]
+__all__ = ["Timing", "json_lines", "time_call"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,18 @@ def time_call(
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return Timing.from_ms(times)
+
+
+@contextlib.contextmanager
+def json_lines(bench: str, emit: Callable[[str], None], out: str | None = None) -> Iterator[Callable[[dict], None]]:
+    """``put(record)``: one JSON line ``{"bench": bench, **record}`` to `emit`, appended to the file `out` too."""
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(out, "a")) if out else None
+
+        def put(record: dict) -> None:
+            line = json.dumps({"bench": bench, **record})
+            emit(line)
+            if sink is not None:
+                sink.write(line + "\n")
+
+        yield put

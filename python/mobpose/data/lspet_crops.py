@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..lspet import H36M_OF_LSP, TRAIN_ROWS, load, person_box
-from ..models.decode import crop_affine, process_bbox
+from ..models.decode import process_bbox
 from ..skeleton import H36M_18
 from .synthetic.dataset import normalise_crop
-from .synthetic.scene import EngineConfig, _finish, _occlude
+from .synthetic.scene import EngineConfig, _finish, _occlude, augmented_affine
 
 __all__ = ["LSPETCropDataset", "MixedIPEMDataset"]
 
@@ -77,14 +77,7 @@ class LSPETCropDataset(Dataset):
         lab = self.joints[row]
         crop_box = process_bbox(person_box(lab), w, h)
         size = cfg.crop_size
-        if cfg.augment:
-            scale = float(np.clip(1 + rng.normal(0, cfg.scale_aug / 2), 1 - cfg.scale_aug, 1 + cfg.scale_aug))
-            rot = 0.0
-            if rng.random() < cfg.rot_prob:
-                rot = float(np.clip(rng.normal(0, cfg.rot_sigma_deg), -cfg.rot_max_deg, cfg.rot_max_deg))
-            a = crop_affine(crop_box, size, scale, rot, tuple(rng.uniform(-cfg.shift, cfg.shift, 2)))
-        else:
-            a = crop_affine(crop_box, size)
+        a = augmented_affine(rng, crop_box, cfg)
         mirror = bool(cfg.augment and rng.random() < cfg.mirror_prob)
         if mirror:  # x' = size - 1 - x on pixel centres, as cv2.flip
             a = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ a

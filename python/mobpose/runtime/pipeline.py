@@ -178,6 +178,7 @@ class Pipeline:
         self.presence = self._presence_model(presence)
         self.frames = 0
         self._queue: list[np.ndarray] = []
+        self._windows = 0  # windows of the search in progress
         self._best: tuple[float, np.ndarray] | None = None
         self._size: tuple[int, int] | None = None
         self._box: np.ndarray | None = None
@@ -248,15 +249,15 @@ class Pipeline:
 
         Scores up to `search_budget` of the tracker's candidate windows (all of them when None) by the
         presence probability (mean joint confidence without a presence model), continuing the windows of
-        the previous frames; on a stream the best box so far is one of them (so a searching frame costs
-        `search_budget` IPEM runs in all). Between frames the best box so far follows the person (re-cropped around the
+        the previous frames. On a stream the best box so far is one of them (a searching frame costs
+        `search_budget` IPEM runs in all), and between frames it follows the person (re-cropped around the
         joints of the frame's pose when a person was found in it, and scored afresh on the new frame).
-        When every window was tried, or earlier when the best box's probability reaches SURE_PRESENCE, the
-        best one, re-cropped up to `refine` times
-        around its joints (within the frame's budget), is the person's box (``tracker.found``); it is
-        tracked, and the search starts again if it holds no person (see PoseTracker.patience). Windows
-        are not accepted early at the threshold: a larger window than the person often passes it (the
-        network then sees a person filling the crop), the best of all is a tighter box.
+        When every window was tried, or earlier when the best box's probability reaches SURE_PRESENCE,
+        the best one, re-cropped up to `refine` times around its joints (within the frame's budget), is
+        the person's box (``tracker.found``); it is tracked, and the search starts again if it holds no
+        person (see PoseTracker.patience). Windows are not accepted early at the threshold: a window
+        much larger than the person often passes it (the network then sees a person filling the crop).
+
         Returns (box, runs, cached): the box this frame is posed in, the IPEM runs spent, and that box's
         (crop, crop_box, xyz, conf, p) when it was run this frame (else None).
         """
@@ -265,6 +266,7 @@ class Pipeline:
         h, w = image.shape[:2]
         if not self._queue:
             self._queue, self._best = list(self.tracker.candidates()), None
+            self._windows = len(self._queue)
         exhaustive = self.search_budget is None
         # On a stream the best box so far is scored afresh on this frame, as one of the budget's runs: the
         # frame is then posed from a run of this frame (no extra IPEM run), and a person who left it loses
@@ -302,7 +304,7 @@ class Pipeline:
                 break
             box, cached = nxt, None
         logger.debug("search: box %s after %d windows (best score %.4g)", np.round(box, 1).tolist(),
-                     len(self.tracker.candidates()) - len(self._queue), score)
+                     self._windows - len(self._queue), score)
         self._queue, self._best = [], None
         self.tracker.found(box)
         return self.tracker.box.copy(), runs, cached

@@ -242,6 +242,19 @@ def _occlude(rng: np.random.Generator, img: np.ndarray, config: EngineConfig) ->
     return img, (x0, y0, ow, oh)
 
 
+def augmented_affine(rng: np.random.Generator, crop_box: np.ndarray, config: EngineConfig) -> np.ndarray:
+    """(3, 3) image -> crop affine of a training crop: the inference crop of `crop_box`, with (when
+    ``config.augment``) a random scale, rotation and shift drawn from `rng` (mobpose.models.decode.crop_affine)."""
+    if not config.augment:
+        return crop_affine(crop_box, config.crop_size)
+    scale = float(np.clip(1 + rng.normal(0, config.scale_aug / 2), 1 - config.scale_aug, 1 + config.scale_aug))
+    rot = 0.0
+    if rng.random() < config.rot_prob:
+        rot = float(np.clip(rng.normal(0, config.rot_sigma_deg), -config.rot_max_deg, config.rot_max_deg))
+    shift = tuple(rng.uniform(-config.shift, config.shift, 2))
+    return crop_affine(crop_box, config.crop_size, scale, rot, shift)
+
+
 def make_sample(
     rng: np.random.Generator,
     pose_world: np.ndarray,
@@ -292,15 +305,7 @@ def make_sample(
     else:
         raise RuntimeError("could not place the person in view in 20 tries")  # pragma: no cover
     size = config.crop_size
-    if config.augment:
-        scale = float(np.clip(1 + rng.normal(0, config.scale_aug / 2), 1 - config.scale_aug, 1 + config.scale_aug))
-        rot = 0.0
-        if rng.random() < config.rot_prob:
-            rot = float(np.clip(rng.normal(0, config.rot_sigma_deg), -config.rot_max_deg, config.rot_max_deg))
-        shift = tuple(rng.uniform(-config.shift, config.shift, 2))
-        a = crop_affine(crop_box, size, scale, rot, shift)
-    else:
-        a = crop_affine(crop_box, size)
+    a = augmented_affine(rng, crop_box, config)
     proj = a @ k
     full = None
     if full_image:  # render the camera image, then crop it exactly as inference does
