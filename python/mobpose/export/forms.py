@@ -105,8 +105,10 @@ class IPEMGpu(nn.Module):
         self.mode = mode or model.softargmax_mode
         self.num_joints, (self.depth, self.height, self.width) = cfg.num_joints, cfg.heatmap_size
         body = copy.deepcopy(model).eval()
-        self.stem, self.downsamples, self.stages, self.norm, self.head = (
-            body.stem, body.downsamples, body.stages, body.norm, body.head)
+        self.mobilenet = body.mobilenet  # the MobileNetV2 backbone, or None for ConvNeXt's
+        if self.mobilenet is None:
+            self.stem, self.downsamples, self.stages, self.norm = body.stem, body.downsamples, body.stages, body.norm
+        self.head = body.head
         self.final = body.final
         with torch.no_grad():  # fold the logit scale into the final conv
             self.final.weight.mul_(cfg.logit_scale)
@@ -124,6 +126,8 @@ class IPEMGpu(nn.Module):
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         """(1, S, S, 3) 0-255 -> the final conv's output (1, J*D, H, W), channel j*D + d (logit scale folded)."""
         x = (image * self.in_scale + self.in_shift).permute(0, 3, 1, 2)
+        if self.mobilenet is not None:
+            return self.final(self.head(self.mobilenet(x)))
         x = self.stem(x)
         for i, stage in enumerate(self.stages):
             if i > 0:

