@@ -154,6 +154,30 @@ def test_ipem_clips_feed_stage_two(tmp_path):
     run = ck.load(tmp_path / "prm" / "best.safetensors")[1]["training"]["run"]
     assert run["data"]["input"] == "ipem" and "noise" not in run["data"]
 
+    # the mixed recipe: the IPEM's outputs and noisy ground truth at several noise levels, both protocols
+    data = PRMDataConfig(views=1, max_sequences=1, ipem=str(ckpt), mix_noisy=True, noise_levels=(0.5, 2.0))
+    summary = train_prm(str(tmp_path / "mixed"), model_name="prm_test", data=data,
+                        train=TrainConfig(epochs=1, batch_size=32), eval_sequences=1, val_stride=1, progress=False)
+    assert set(summary["final"]) == {"noisy_gt", "ipem"} and "mpjpe_ratio" in summary
+    # the two protocols' inputs differ: the IPEM's outputs vs the noisy ground truth
+    assert summary["final"]["ipem"]["input"]["MPJPE"] != summary["final"]["noisy_gt"]["input"]["MPJPE"]
+    run = ck.load(tmp_path / "mixed" / "best.safetensors")[1]["training"]["run"]
+    assert run["data"]["input"] == "ipem+noisy-gt" and run["data"]["noise_levels"] == [0.5, 2.0]
+    with pytest.raises(ValueError, match="mix_noisy needs an IPEM"):
+        PRMDataConfig(mix_noisy=True)
+    with pytest.raises(ValueError, match="noise_levels"):
+        PRMDataConfig(noise_levels=(-1.0,))
+
+
+def test_noise_levels_scale_the_noise():
+    from mobpose.data import EstimatorNoise, corrupt
+    from mobpose.train.prm_stage import scaled_noise
+
+    clean = np.zeros((200, 17, 3))
+    small, large = (np.abs(corrupt(clean, np.random.default_rng(0), scaled_noise(EstimatorNoise(), s))).mean()
+                    for s in (0.5, 2.0))
+    assert 3.0 < large / small < 5.0  # the sizes scale by 4 (swaps of equal zeros change nothing)
+
 
 def test_run_ipem_init_from_another_softargmax(tmp_path):
     """A Taylor fine-tune starts from an exact-softmax run's weights (another logit scale too)."""

@@ -64,6 +64,12 @@ def _add_train(sub) -> None:
                      help="an IPEM checkpoint: train and evaluate on its outputs on rendered CMU videos "
                           "(default: noisy ground truth)")
     prm.add_argument("--init", default=None, help="start from this PRM checkpoint's weights")
+    prm.add_argument("--noise-levels", default="1",
+                     help="comma-separated factors on the noise's sizes, one drawn per noisy-ground-truth "
+                          "training window (default 1; e.g. 0.5,1,2)")
+    prm.add_argument("--mix-noisy-gt", action="store_true",
+                     help="with --ipem: train on its outputs and on noisy ground truth together, validated on "
+                          "both protocols (the recipe of the shipped PRM)")
 
 
     ipem = which.add_parser("ipem", help="stage 1: the IPEM (ConvNeXtPose) on synthetic renders of CMU poses")
@@ -220,8 +226,13 @@ def _train(args) -> int:
                 kw[key] = value
         if args.no_adj2:
             kw["learn_adj"] = False
+        try:
+            levels = tuple(float(v) for v in args.noise_levels.split(","))
+        except ValueError:
+            raise SystemExit(f"mobpose train prm: --noise-levels must be comma-separated numbers, "
+                             f"got {args.noise_levels!r}") from None
         data = PRMDataConfig(views=args.views, stride=args.stride, max_sequences=args.max_sequences, seed=args.seed,
-                             ipem=args.ipem or "")
+                             ipem=args.ipem or "", noise_levels=levels, mix_noisy=args.mix_noisy_gt)
         train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.1,
                             schedule="cosine", warmup_epochs=min(0.5, args.epochs / 4), min_lr=1e-5,
                             grad_clip=1.0, seed=args.seed, max_steps=args.max_steps)

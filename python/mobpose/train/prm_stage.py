@@ -8,7 +8,14 @@ was used ("input": "noisy-gt" with the noise parameters). Targets are the clean 
 
 Training data: the CMU train split resampled to `fps`, `views` random cameras per sequence, each with
 its own random bone lengths (log-normal, sigma `bone_sigma`); a new noise draw for every window in
-every epoch, and a random left/right flip (p = 0.5).
+every epoch, and a random left/right flip (p = 0.5). `noise_levels` (default (1,)): each window's noise
+is the default noise scaled by a level drawn from the list (jitter, drift and outlier sizes; the rates
+stay), so that one PRM sees estimators better and worse than the protocol's.
+
+The mixed recipe (`ipem` set and `mix_noisy`): the training windows of the IPEM's outputs on rendered
+clips and the noisy-ground-truth windows together, validated on both protocols (the IPEM's rendered
+test clips and the noisy ground truth); the best checkpoint is the one with the lowest mean of the two
+refined/input MPJPE ratios, so that one shipped PRM helps whatever it is given.
 
 CMU-17 protocol (evaluation): the CMU test split at `fps`, the four `protocol_cameras(seed=0)`
 (moved back until the whole clip is in view), one fixed noise draw per clip and camera (seed 0),
@@ -36,7 +43,8 @@ from .loop import TrainConfig, fit
 
 __all__ = [
     "ABLATION", "PRMDataConfig", "build_ipem_training_set", "build_training_set", "evaluate_prm", "final_report",
-    "format_report", "load_prm", "protocol_set", "refine_clip", "run_ablation", "test_sequences", "train_prm",
+    "format_report", "load_prm", "protocol_set", "refine_clip", "run_ablation", "scaled_noise", "test_sequences",
+    "train_prm",
     "training_views",
 ]
 
@@ -56,16 +64,34 @@ class PRMDataConfig:
     max_sequences: int = 0  # > 0: only the first N train sequences (tests, smoke runs)
     seed: int = 0
     ipem: str = ""  # an IPEM checkpoint: train and evaluate on its outputs instead of noisy ground truth
+    noise_levels: tuple[float, ...] = (1.0,)  # factors on the noise's sizes, one drawn per training window
+    mix_noisy: bool = False  # with `ipem`: also the noisy-ground-truth windows (the mixed recipe)
+
+    def __post_init__(self) -> None:
+        levels = tuple(float(v) for v in self.noise_levels)
+        if not levels or any(not np.isfinite(v) or v < 0 for v in levels):
+            raise ValueError(f"noise_levels must be non-negative numbers, got {self.noise_levels}")
+        object.__setattr__(self, "noise_levels", levels)
+        if self.mix_noisy and not self.ipem:
+            raise ValueError("mix_noisy needs an IPEM (its outputs are mixed with the noisy ground truth)")
 
     def describe(self) -> dict:
         d = asdict(self)
-        if self.ipem:
+        if self.ipem and not self.mix_noisy:
             d.pop("noise")
             d["input"] = "ipem"
         else:
             d["noise"] = self.noise.describe()
-            d["input"] = "noisy-gt"
+            d["input"] = "ipem+noisy-gt" if self.ipem else "noisy-gt"
         return d
+
+
+def scaled_noise(noise: EstimatorNoise, level: float) -> EstimatorNoise:
+    """`noise` with its sizes (jitter, drift, outlier) times `level`; its rates unchanged."""
+    from dataclasses import replace
+
+    return replace(noise, jitter_mm=noise.jitter_mm * level, drift_mm=noise.drift_mm * level,
+                   outlier_mm=noise.outlier_mm * level)
 
 
 def _root_relative(poses: np.ndarray) -> np.ndarray:
@@ -112,9 +138,11 @@ def build_training_set(data: PRMDataConfig, window: int, causal: bool):
     clips = [_root_relative(v.positions_rel)
              for v in training_views(data.fps, data.views, data.bone_sigma, data.seed, data.max_sequences)]
     flip_idx = H36M_17.flip_indices
+    noises = [scaled_noise(data.noise, level) for level in data.noise_levels]
 
     def transform(x: np.ndarray, y: np.ndarray, item_rng: np.random.Generator):
-        noisy = _root_relative(corrupt(x, item_rng, data.noise))
+        noise = noises[int(item_rng.integers(len(noises)))] if len(noises) > 1 else noises[0]
+        noisy = _root_relative(corrupt(x, item_rng, noise))
         target = y
         if data.flip and item_rng.random() < 0.5:
             noisy, target = noisy[:, flip_idx] * [-1, 1, 1], target[:, flip_idx] * [-1, 1, 1]
@@ -287,19 +315,13 @@ def train_prm(
         dataset = build_ipem_training_set(train_clips, data, cfg.num_frames, cfg.causal)
         clips = ipem_clips(data.ipem, "test", out_dir, cameras="protocol", fps=data.fps, seed=0,
                            max_sequences=eval_sequences, progress=progress)
+        if data.mix_noisy:
+            return _train_mixed(out_dir, model, model_name, dataset, clips, data, train, eval_sequences, val_stride,
+                                progress)
     else:
         dataset = build_training_set(data, cfg.num_frames, cfg.causal)
         clips = protocol_set(data.fps, data.noise, seed=0, max_sequences=eval_sequences)
-    weights = torch.tensor(
-        [1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4], dtype=torch.float32
-    )[: cfg.num_joints]
-
-    def collate(items):
-        return (torch.stack([i["input"] for i in items]), torch.stack([i["target"] for i in items]))
-
-    def loss_fn(net, batch):
-        x, y = batch
-        return prm_loss(net(x), y, weights=weights) / 1000.0  # mm -> m: loss of order 0.01-0.1
+    collate, loss_fn = _prm_objective(cfg.num_joints)
 
     def validate(m):
         rep = evaluate_prm(m, clips[::val_stride])["all"]
@@ -311,6 +333,80 @@ def train_prm(
         run_info={"stage": 2, "data": data.describe()}, progress=progress,
     )
     return final_report(summary, out_dir, lambda path: evaluate_prm(load_prm(path), clips))
+
+
+def _prm_objective(num_joints: int):
+    """(collate, loss_fn) of stage 2: the PRM loss with the per-joint weights, in metres."""
+    weights = torch.tensor(
+        [1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4], dtype=torch.float32
+    )[:num_joints]
+
+    def collate(items):
+        return (torch.stack([i["input"] for i in items]), torch.stack([i["target"] for i in items]))
+
+    def loss_fn(net, batch):
+        x, y = batch
+        return prm_loss(net(x), y, weights=weights) / 1000.0  # mm -> m: loss of order 0.01-0.1
+
+    return collate, loss_fn
+
+
+class _Concat:
+    """Two window datasets as one (indices of the first, then the second); epochs passed to both."""
+
+    def __init__(self, first, second) -> None:
+        self.parts = (first, second)
+
+    def __len__(self) -> int:
+        return len(self.parts[0]) + len(self.parts[1])
+
+    def __getitem__(self, i: int):
+        n = len(self.parts[0])
+        return self.parts[0][i] if i < n else self.parts[1][i - n]
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.parts:
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+
+
+def _train_mixed(out_dir, model, model_name, ipem_set, ipem_test, data, train, eval_sequences, val_stride, progress):
+    """The mixed recipe (module docstring): IPEM-output and noisy-ground-truth windows, both protocols."""
+    import json
+    import os
+    from pathlib import Path
+
+    cfg = model.config
+    dataset = _Concat(ipem_set, build_training_set(data, cfg.num_frames, cfg.causal))
+    gt_test = protocol_set(data.fps, data.noise, seed=0, max_sequences=eval_sequences)
+    collate, loss_fn = _prm_objective(cfg.num_joints)
+
+    def both(m, stride: int) -> dict:
+        return {"noisy_gt": evaluate_prm(m, gt_test[::stride]), "ipem": evaluate_prm(m, ipem_test[::stride])}
+
+    def validate(m):
+        out, ratios = {}, []
+        for name, rep in both(m, val_stride).items():
+            a = rep["all"]
+            out.update({f"{name}_{kind}_{k}": v for kind, vals in a.items() for k, v in vals.items()})
+            ratios.append(a["refined"]["MPJPE"] / a["input"]["MPJPE"])
+        out["mpjpe_ratio"] = float(np.mean(ratios))  # mean over the two protocols of refined / input
+        return out
+
+    summary = fit(
+        model, model_name=model_name, model_config=config_dict(cfg), dataset=dataset, collate=collate,
+        loss_fn=loss_fn, config=train, out_dir=out_dir, validate=validate, best_metric="mpjpe_ratio",
+        run_info={"stage": 2, "data": data.describe()}, progress=progress,
+    )
+    best = Path(out_dir) / "best.safetensors"
+    if int(os.environ.get("RANK", "0")) != 0 or not best.exists():
+        return summary
+    reports = both(load_prm(str(best)), 1)
+    (Path(out_dir) / "report.json").write_text(json.dumps(reports, indent=2))
+    summary["final"] = {name: rep["all"] for name, rep in reports.items()}
+    for name, rep in reports.items():
+        logger.info("final on %s (%s):\n%s", name, best, format_report(rep))
+    return summary
 
 
 def final_report(summary: dict, out_dir: str, evaluate) -> dict:
