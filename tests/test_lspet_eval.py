@@ -10,6 +10,7 @@ import pytest
 
 import mobpose
 from mobpose import cli, lspet
+from mobpose.runtime.pipeline import DEFAULT_IPEM
 
 NAMES = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist", "right_elbow",
          "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"]
@@ -40,6 +41,28 @@ def test_pck_counts_joints_within_a_fifth_of_the_torso():
     assert lspet.pck(gt[:, :, :2], no_torso, NAMES)["photos"] == 0
 
 
+def test_limbs_pool_the_twelve_limb_joints_and_peers_are_checked(tmp_path):
+    gt = np.stack([_pose(np.random.default_rng(i)) for i in range(4)])
+    pred = gt[:, :, :2].copy()
+    pred[:, NAMES.index("neck")] += 50.0  # a miss outside the limbs
+    pred[:, NAMES.index("left_wrist")] = np.nan  # nothing found: a miss
+    res = lspet.pck(pred, gt, NAMES)
+    assert res["limbs"] == 11 / 12 and res["pck"] == 12 / 14
+    rows = [9000, 9001, 9002, 9003]
+    boxes = np.stack([lspet.person_box(j) for j in gt])
+    path = tmp_path / "peer.npz"
+    np.savez(path, rows=np.array(rows[::-1]), boxes=boxes[::-1], pixels=pred[::-1])  # any row order
+    np.testing.assert_array_equal(lspet.load_peer(path, rows, gt), pred)
+    with pytest.raises(ValueError, match="lack 1 of the rows"):
+        lspet.load_peer(path, rows + [9004], np.concatenate([gt, gt[:1]]))
+    np.savez(path, rows=np.array(rows), boxes=boxes + 5.0, pixels=pred)
+    with pytest.raises(ValueError, match="other boxes"):
+        lspet.load_peer(path, rows, gt)
+    (tmp_path / "bad.npz").write_text("x")
+    with pytest.raises(ValueError, match="not an npz"):
+        lspet.load_peer(tmp_path / "bad.npz", rows, gt)
+
+
 def test_mean_pose_is_in_box_units():
     gt = np.stack([_pose(np.random.default_rng(i)) for i in range(50)])
     m = lspet.mean_pose(gt)
@@ -63,7 +86,7 @@ def test_eval_lspet_on_val_photos(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| **all** |" in text and "neck (as H36M thorax)" in text
     report = json.loads(out.read_text())
-    assert report["rows"] == [9000, 9029, 30] and report["model"] == "default (ipem-xs)"
+    assert report["rows"] == [9000, 9029, 30] and report["model"] == f"default ({DEFAULT_IPEM})"
     for key in ("ipem", "control"):
         assert 0.0 <= report[key]["pck"] <= 1.0 and report[key]["photos"] > 10
     assert sheet.stat().st_size > 1000

@@ -199,6 +199,9 @@ def _add_eval(sub) -> None:
                        help="also draw the first --sheet-count photos into this image (.png, .jpg)")
     lspet.add_argument("--sheet-count", type=int, default=24, help="photos on the sheet (default 24)")
     lspet.add_argument("--json", default=None, help="also write the report as JSON here")
+    lspet.add_argument("--peer", action="append", default=[], metavar="NAME=FILE",
+                       help="another system's predictions on the same rows and boxes (npz: rows, boxes, pixels; "
+                            "e.g. from scripts/peer_mediapipe_lspet.py), scored beside the IPEM; repeatable")
     lifter = which.add_parser("lifter", help="a lifter on CMU-17 with ground-truth and noisy 2D")
     lifter.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train lifter'")
     lifter.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
@@ -323,8 +326,14 @@ def _eval_lspet(args) -> int:
     sheet = Path(args.sheet) if args.sheet else None
     if sheet is not None:
         _check_writable("--sheet", sheet)
+    peers = {}
+    for item in args.peer:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--peer must be NAME=FILE, got {item!r}")
+        peers[name] = path
     report = lspet.evaluate(args.model, folder=args.lspet, rows=range(start, stop), backend=args.backend,
-                            progress=True, keep=args.sheet_count if sheet is not None else 0)
+                            progress=True, keep=args.sheet_count if sheet is not None else 0, peers=peers)
     examples = report.pop("examples")
     print(lspet.format_report(report))
     if sheet is not None:
@@ -462,7 +471,8 @@ def _add_weights(sub) -> None:
     ex.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
     tf = which.add_parser("tflite", help="export the TFLite files the inference runtime ships (from the shipped "
                                          "safetensors; records them in the manifest)")
-    tf.add_argument("names", nargs="*", help="shipped names (default: the default models, ipem-xs and prm-causal)")
+    tf.add_argument("names", nargs="*",
+                    help="shipped names (default: the runtime models: ipem-mnv2, ipem-xs, prm-causal)")
     tf.add_argument("--out-dir", default=None, help="write the files here instead, manifest untouched (to compare)")
     tf.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
 

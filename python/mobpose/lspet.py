@@ -15,7 +15,13 @@ The box given to the network is the labelled joints' box (visible joints) x1.15 
 detector's box would be; PCK@0.2: a joint counts when it lies within 0.2 x the torso size of its label, the
 torso size being the larger distance from a shoulder to the opposite hip (both labelled); photos without a
 torso are left out; only visible joints are scored. The control places the average LSPET-train pose (each
-joint's mean position in its person box, visible joints only) in each val box.
+joint's mean position in its person box, visible joints only) in each val box. ``limbs`` pools the 12 limb
+joints (:data:`LIMBS`: shoulders, elbows, wrists, hips, knees, ankles), which every 2D system names alike.
+
+Peers: another system's predictions on the same rows and boxes (an npz with ``rows`` (N,), ``boxes`` (N, 4)
+and ``pixels`` (N, 14, 2) in LSP order, NaN where it found nothing: a miss), scored by the same code beside
+the IPEM (:func:`load_peer`; scripts/peer_mediapipe_lspet.py writes MediaPipe BlazePose's). The file's
+boxes must be :func:`person_box`'s, so that every row of the table saw the same crop.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BOX_ENLARGE", "H36M_OF_LSP", "TRAIN_ROWS", "VAL_ROWS", "default_dir", "evaluate", "format_report", "load",
-           "mean_pose", "pck", "person_box", "sheet", "torso_sizes"]
+__all__ = ["BOX_ENLARGE", "H36M_OF_LSP", "LIMBS", "TRAIN_ROWS", "VAL_ROWS", "default_dir", "evaluate", "format_report",
+           "load", "load_peer", "mean_pose", "pck", "person_box", "sheet", "torso_sizes"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ H36M_OF_LSP: dict[str, str] = {
     "left_wrist": "left_wrist", "neck": "thorax", "head_top": "head_top",
 }
 """The H36M-17 joint each LSP joint is scored against (see the module docstring for the differences)."""
+LIMBS = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
+         "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist")
 
 
 def default_dir() -> Path:
@@ -96,8 +104,8 @@ def torso_sizes(gt: np.ndarray, names: list[str]) -> np.ndarray:
 def pck(pred: np.ndarray, gt: np.ndarray, names: list[str], alpha: float = 0.2) -> dict[str, Any]:
     """PCK@alpha of the torso: pred (N, 14, 2) pixels in LSP order, gt (N, 14, 3).
 
-    Returns ``pck`` (all scored joints pooled), ``per_joint`` {name: pck}, ``photos`` (with a torso) and
-    ``joints`` (scored)."""
+    Returns ``pck`` (all scored joints pooled), ``limbs`` (the :data:`LIMBS` pooled), ``per_joint``
+    {name: pck}, ``photos`` (with a torso) and ``joints`` (scored)."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     torso = torso_sizes(gt, names)
     scored = (gt[:, :, 2] > 0) & (torso[:, None] > 0)
@@ -105,8 +113,31 @@ def pck(pred: np.ndarray, gt: np.ndarray, names: list[str], alpha: float = 0.2) 
     hit = np.where(np.isfinite(dist), dist <= alpha * torso[:, None], False) & scored
     per = {n: (float(hit[:, j].sum() / scored[:, j].sum()) if scored[:, j].any() else None)
            for j, n in enumerate(names)}
-    return {"pck": float(hit.sum() / max(scored.sum(), 1)), "per_joint": per, "photos": int((torso > 0).sum()),
-            "joints": int(scored.sum())}
+    limb = np.array([n in LIMBS for n in names])
+    return {"pck": float(hit.sum() / max(scored.sum(), 1)),
+            "limbs": float(hit[:, limb].sum() / max(scored[:, limb].sum(), 1)), "per_joint": per,
+            "photos": int((torso > 0).sum()), "joints": int(scored.sum())}
+
+
+def load_peer(path: str | os.PathLike, rows: list[int], joints: np.ndarray) -> np.ndarray:
+    """A peer's predictions (N, 14, 2) for `rows` from its npz (module docstring), checked: the same rows,
+    and its boxes those of :func:`person_box` on `joints` (N, 14, 3)."""
+    try:
+        with np.load(path) as f:
+            got_rows, boxes, pixels = f["rows"], f["boxes"], f["pixels"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"peer predictions {path}: not an npz with rows, boxes and pixels ({exc})") from None
+    index = {int(r): i for i, r in enumerate(got_rows)}
+    missing = [r for r in rows if r not in index]
+    if missing:
+        raise ValueError(f"peer predictions {path} lack {len(missing)} of the rows (first {missing[0]})")
+    take = [index[r] for r in rows]
+    if pixels.shape[1:] != (14, 2):
+        raise ValueError(f"peer predictions {path}: pixels must be (N, 14, 2), got {pixels.shape}")
+    want = np.stack([person_box(j) for j in joints])
+    if not np.allclose(boxes[take], want, atol=1e-3):
+        raise ValueError(f"peer predictions {path} were made on other boxes than person_box's")
+    return np.asarray(pixels[take], np.float64)
 
 
 def mean_pose(joints: np.ndarray) -> np.ndarray:
@@ -118,7 +149,7 @@ def mean_pose(joints: np.ndarray) -> np.ndarray:
 
 
 def evaluate(model: Any = "default", *, folder=None, rows=VAL_ROWS, backend: str = "auto", threads: int | None = None,
-             progress: bool = False, keep: int = 0) -> dict[str, Any]:
+             progress: bool = False, keep: int = 0, peers: dict[str, str] | None = None) -> dict[str, Any]:
     """The IPEM's 2D accuracy on LSPET `rows` (default val) with the box given, beside the mean-pose control.
 
     Args:
@@ -128,6 +159,7 @@ def evaluate(model: Any = "default", *, folder=None, rows=VAL_ROWS, backend: str
         backend, threads: as :class:`mobpose.Pipeline`.
         progress: a progress bar (tqdm, when installed and stderr is a terminal).
         keep: also return the first `keep` photos' predictions (``examples``) to draw.
+        peers: {name: npz path} of other systems' predictions on the same rows (:func:`load_peer`).
 
     Returns:
         ``model``, ``backend``, ``rows``, ``ipem`` and ``control`` (each :func:`pck`'s dict), ``found`` (the
@@ -146,6 +178,7 @@ def evaluate(model: Any = "default", *, folder=None, rows=VAL_ROWS, backend: str
     if not rows:
         raise ValueError("no rows to evaluate")
     joints = data["joints"]
+    peer_preds = {name: load_peer(path, rows, joints[rows]) for name, path in (peers or {}).items()}
     control_pose = mean_pose(joints[list(TRAIN_ROWS)])
     preds, controls, found, examples = [], [], [], []
     it: Any = rows
@@ -176,22 +209,29 @@ def evaluate(model: Any = "default", *, folder=None, rows=VAL_ROWS, backend: str
     logger.info("LSPET rows %d-%d: PCK@0.2 %.3f (control %.3f)", rows[0], rows[-1], ipem["pck"], control["pck"])
     return {"model": label, "backend": backend_used, "rows": [rows[0], rows[-1], len(rows)], "ipem": ipem,
             "control": control, "found": None if found[0] is None else float(np.mean(found)),
-            "examples": examples}
+            "peers": {name: pck(p, gt, names) for name, p in peer_preds.items()}, "examples": examples}
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A markdown table: PCK@0.2 per joint and pooled, the IPEM beside the control."""
+    """A markdown table: PCK@0.2 per joint and pooled, the IPEM beside the control (and any peers)."""
     a, b = report["ipem"], report["control"]
+    peers = report.get("peers") or {}
     lines = [f"LSPET rows {report['rows'][0]}-{report['rows'][1]} ({report['rows'][2]} photos, {a['photos']} with a "
              f"labelled torso, {a['joints']} joints scored), box given (labelled joints x{BOX_ENLARGE}); "
              f"PCK@0.2 of the torso; model {report['model']}, backend {report['backend']}"
              + ("" if report["found"] is None else f"; a person found in {100 * report['found']:.0f} % of the photos"),
-             "", "| joint | IPEM | control: average pose in the box |", "|---|---|---|"]
+             "", "| joint | IPEM | control: average pose in the box |" + "".join(f" peer: {p} |" for p in peers),
+             "|---|---|---|" + "---|" * len(peers)]
+
+    def cell(v) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    cols = [a, b, *peers.values()]
     for n in a["per_joint"]:
-        x, y = a["per_joint"][n], b["per_joint"][n]
         name = n if H36M_OF_LSP[n] == n else f"{n} (as H36M {H36M_OF_LSP[n]})"
-        lines.append(f"| {name} | {'-' if x is None else f'{x:.3f}'} | {'-' if y is None else f'{y:.3f}'} |")
-    lines.append(f"| **all** | **{a['pck']:.3f}** | **{b['pck']:.3f}** |")
+        lines.append(f"| {name} | " + " | ".join(cell(c["per_joint"][n]) for c in cols) + " |")
+    lines.append("| limbs (12 joints) | " + " | ".join(cell(c["limbs"]) for c in cols) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{c['pck']:.3f}**" for c in cols) + " |")
     return "\n".join(lines)
 
 
