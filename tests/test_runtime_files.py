@@ -25,7 +25,7 @@ def test_manifest_lists_verified_runtime_files():
         path, rec = pretrained.runtime_file(name)
         entry = pretrained.pretrained_info(name)
         assert rec["source_sha256"] == entry["sha256"] and rec["sha256"] == pretrained.file_sha256(path)
-        assert rec["signatures"] == (["ipem", "heatmaps"] if entry["model"].startswith("convnextpose") else ["prm"])
+        assert rec["signatures"] == (["ipem", "heatmaps"] if not entry["model"].startswith("prm") else ["prm"])
     assert pretrained.total_bytes() <= pretrained.SIZE_BUDGET
 
 
