@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import mobpose.functional as F
+from macs import conv_macs_by_hooks
 from mobpose import ops
 from mobpose.models import convnextpose as cnp
 from mobpose.models import create_model, list_models
@@ -73,18 +74,7 @@ def test_param_count_and_macs_match_design(variant) -> None:
 
 def test_count_macs_equals_macs_measured_by_hooks() -> None:
     model = tiny(upsamples=3, depth_bins=5).eval()  # odd sizes: H = W = 16, D = 5
-    measured = []
-
-    def hook(mod: nn.Conv2d, _inp, out) -> None:
-        kh, kw = mod.kernel_size
-        measured.append(out.numel() * mod.in_channels // mod.groups * kh * kw)
-
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            m.register_forward_hook(hook)
-    with torch.no_grad():
-        model.forward_heatmaps(images(1, 64))
-    assert cnp.count_macs(model.config) == sum(measured)
+    assert cnp.count_macs(model.config) == conv_macs_by_hooks(model, lambda: model.forward_heatmaps(images(1, 64)))
 
 
 # ---- shapes and modes ---------------------------------------------------------------------------------
