@@ -19,6 +19,7 @@ from macs import conv_macs_by_hooks
 from mobpose.models import convnextpose as cnp
 from mobpose.models import create_model
 from mobpose.models import mobilenet as mnv2
+from mobpose.pretrained import file_sha256
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mobilenet_v2_features_shapes.json"
 
@@ -82,7 +83,7 @@ def stand_in(tmp_path, monkeypatch):
     state["classifier.1.weight"] = torch.zeros(1000, 1280)
     path = tmp_path / "mobilenet_v2-b0353104.pth"
     torch.save(state, path)
-    monkeypatch.setitem(mnv2.IMAGENET_INIT, "sha256", mnv2._sha256(path))
+    monkeypatch.setitem(mnv2.IMAGENET_INIT, "sha256", file_sha256(path))
     return path, state
 
 

@@ -53,8 +53,8 @@ def test_an_empty_image_has_no_person(name):
 
 def test_real_photos_have_a_person():
     """Twelve LSPET val photos (every 80th row from 9040), no box: the whole search runs on each. The
-    presence models' val true-positive rates on LSPET crops are 0.92 (ipem-xs) and 0.96 (ipem-mnv2); the
-    search's best window is scored the same way: at least 10 of 12 (measured: 11 with either model)."""
+    presence model's val true-positive rate on LSPET crops is 0.92; the search's best window is scored the
+    same way: at least 10 of 12 (measured: 11)."""
     folder, data = _lspet()
     found, probs = [], []
     for r in range(9040, 10000, 80):

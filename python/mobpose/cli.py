@@ -471,8 +471,7 @@ def _add_weights(sub) -> None:
     ex.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
     tf = which.add_parser("tflite", help="export the TFLite files the inference runtime ships (from the shipped "
                                          "safetensors; records them in the manifest)")
-    tf.add_argument("names", nargs="*",
-                    help="shipped names (default: the runtime models: ipem-mnv2, ipem-xs, prm-causal)")
+    tf.add_argument("names", nargs="*", help="shipped names (default: the default models, ipem-xs and prm-causal)")
     tf.add_argument("--out-dir", default=None, help="write the files here instead, manifest untouched (to compare)")
     tf.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
 

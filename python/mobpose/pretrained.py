@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mobpose-weights-v1"
-SIZE_BUDGET = 32 * 2**20  # bytes: the shipped weights folder must stay below this (two IPEMs with TFLite files)
+SIZE_BUDGET = 20 * 2**20  # bytes: the shipped weights folder must stay below this
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -427,7 +427,7 @@ def export_weights(
     return path
 
 
-RUNTIME_MODELS = ("ipem-mnv2", "ipem-xs", "prm-causal")
+RUNTIME_MODELS = ("ipem-xs", "prm-causal")
 """The shipped models whose TFLite files ship too (the defaults of mobpose.infer): inference then needs
 neither torch nor litert-torch."""
 

@@ -20,7 +20,6 @@ downloads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
@@ -121,19 +120,13 @@ def init_cache_dir() -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "mobpose") / "init"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _convert(pth: Path, out: Path) -> Path:
     """torchvision's .pth (checked) -> the backbone's tensors as safetensors at `out` (atomic)."""
     from safetensors.torch import save_file
 
-    digest = _sha256(pth)
+    from ..pretrained import file_sha256
+
+    digest = file_sha256(pth)
     if digest != IMAGENET_INIT["sha256"]:
         raise ValueError(f"{pth}: sha256 {digest} is not torchvision's mobilenet_v2-b0353104.pth "
                          f"({IMAGENET_INIT['sha256']})")

@@ -44,17 +44,6 @@ SURE_PRESENCE = 0.9
 JOINTS = H36M_17.num_joints
 
 
-def tracker_expand(model) -> float:
-    """The factor on the joints' box that the tracker uses with `model`: a shipped IPEM's manifest may
-    set it (``tracker_expand``: an IPEM whose joints sit further inside the body needs more to keep the
-    whole person in the next crop; measured per model, docs/MODELS.md), else PoseTracker's 1.2."""
-    from ..pretrained import list_pretrained, pretrained_info
-
-    if isinstance(model, str) and model in list_pretrained():
-        return float(pretrained_info(model).get("tracker_expand", 1.2))
-    return 1.2
-
-
 @dataclasses.dataclass
 class FramePose:
     """The pose of one frame (see the module docstring for units and frames; J = 17).
@@ -157,8 +146,7 @@ class Pipeline:
             check_box(bbox, (np.inf, np.inf))  # shape, finite, positive size; the image is checked per frame
         if tracker is not None and not isinstance(tracker, PersonFinder):
             raise TypeError(f"tracker must implement first/next/reset (PersonFinder), got {type(tracker).__name__}")
-        name = DEFAULT_IPEM if model == "default" else model
-        self.tracker = tracker if tracker is not None else PoseTracker(bbox, expand=tracker_expand(name))
+        self.tracker = tracker if tracker is not None else PoseTracker(bbox)
         self.threads = check_threads(threads)
         if search_budget is not None and (isinstance(search_budget, bool) or int(search_budget) < 1):
             raise ValueError(f"search_budget must be None or >= 1 IPEM runs a frame, got {search_budget!r}")
