@@ -58,6 +58,36 @@ def test_tracker_smooths_and_reinitialises_to_the_user_box():
     np.testing.assert_allclose(box, [10, 10, 40, 80])
 
 
+def _walk_lag(motion: float, frames: int = 30) -> list[float]:
+    """A person walking right at 10 px a frame: the next box's centre minus where they are next (px)."""
+    t = PoseTracker([0, 50, 40, 100], motion=motion)
+    t.first((1000, 300))
+    joints = np.array([[10.0, 60.0], [30.0, 140.0]] * 4)
+    lags = []
+    for k in range(frames):
+        box = t.next(joints + [10.0 * k, 0.0], np.ones(8))
+        lags.append(box[0] + box[2] / 2 - (joints[:, 0].mean() + 10.0 * (k + 1)))
+    return lags
+
+
+def test_tracker_motion_keeps_a_walking_person_centred():
+    """Smoothing alone leaves the crop behind a walking person (by 1.4 frames' motion here); the velocity
+    term removes that lag, half of it at motion 0.5; a person standing still gets no drift from it."""
+    assert _walk_lag(0.0)[-1] == pytest.approx(-14.29, abs=0.01)
+    assert _walk_lag(0.5)[-1] == pytest.approx(-7.14, abs=0.01)
+    assert abs(_walk_lag(1.0)[-1]) < 0.01
+    t = PoseTracker([0, 50, 40, 100], motion=1.0)
+    t.first((1000, 300))
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # jittered joints of a still person: the box stays put
+        box = t.next(np.array([[10.0, 60.0], [30.0, 140.0]] * 4) + rng.normal(0, 1.0, (8, 2)), np.ones(8))
+    assert abs(box[0] + box[2] / 2 - 20.0) < 3.0 and abs(box[1] + box[3] / 2 - 100.0) < 3.0
+    t.found([100, 50, 40, 100])  # a new search result forgets the velocity
+    assert t._centre is None and not t._vel.any()
+    with pytest.raises(ValueError, match="motion"):
+        PoseTracker(None, motion=1.5)
+
+
 @pytest.mark.parametrize("box, match", [([np.nan, 0, 10, 10], "finite"), ([0, 0, -5, 10], "positive"),
                                         ([500, 0, 10, 10], "outside"), ([0, 0, 10], "shape")])
 def test_bad_boxes_are_named(box, match):
