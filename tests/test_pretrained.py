@@ -308,3 +308,12 @@ def test_shipped_manifest() -> None:
         assert isinstance(pretrained.load_model(name), torch.nn.Module)
     assert pretrained.total_bytes() <= 20 * 2**20 == pretrained.SIZE_BUDGET
 
+
+
+def test_tracker_expand_comes_from_the_manifest():
+    from mobpose.runtime.pipeline import tracker_expand
+
+    if "ipem-mnv2" in pretrained.list_pretrained():
+        assert tracker_expand("ipem-mnv2") == pretrained.pretrained_info("ipem-mnv2")["tracker_expand"] == 1.4
+    assert tracker_expand("ipem-xs") == 1.2  # no entry: PoseTracker's own factor
+    assert tracker_expand("runs/some/checkpoint.safetensors") == 1.2

@@ -14,6 +14,7 @@ import pytest
 import mobpose
 from mobpose import pretrained
 from mobpose.runtime import backends as B
+from mobpose.runtime.pipeline import DEFAULT_IPEM
 from mobpose.safetensors_np import CheckpointError
 
 pytestmark = pytest.mark.skipif(not set(pretrained.RUNTIME_MODELS) <= set(mobpose.list_pretrained()),
@@ -42,15 +43,15 @@ def test_reexport_from_the_safetensors_matches_the_shipped_files(tmp_path):
 def test_a_corrupt_runtime_file_is_refused(tmp_path):
     folder = tmp_path / "weights"
     shutil.copytree(pretrained.WEIGHTS_DIR, folder)
-    path = folder / "ipem-xs.tflite"
+    path = folder / f"{DEFAULT_IPEM}.tflite"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checksum mismatch"):
-        pretrained.runtime_file("ipem-xs", weights_dir=folder)
+        pretrained.runtime_file(DEFAULT_IPEM, weights_dir=folder)
     path.unlink()
     with pytest.raises(FileNotFoundError, match="incomplete"):
-        pretrained.runtime_file("ipem-xs", weights_dir=folder)
+        pretrained.runtime_file(DEFAULT_IPEM, weights_dir=folder)
     # a TFLite record of other weights than the safetensors beside it
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["models"]["prm-causal"]["tflite"]["source_sha256"] = "0" * 64
@@ -61,7 +62,7 @@ def test_a_corrupt_runtime_file_is_refused(tmp_path):
 
 @pytest.mark.skipif(B.available_backends()["torch"] is not None, reason="needs torch (the reference)")
 def test_shipped_engines_match_torch_per_crop():
-    ipem = B.model_ref("ipem-xs", "ipem")
+    ipem = B.model_ref(DEFAULT_IPEM, "ipem")
     ref = B.TorchIPEM(ipem)
     rng = np.random.default_rng(0)
     crops = [(rng.random((128, 128, 3)) * 255).astype(np.uint8) for _ in range(3)]

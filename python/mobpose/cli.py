@@ -190,7 +190,7 @@ def _add_eval(sub) -> None:
     lspet = which.add_parser("lspet", help="an IPEM's 2D accuracy on LSPET val photos, box given: PCK@0.2 (torso) "
                                            "per joint, beside the average pose in the box")
     lspet.add_argument("model", nargs="?", default="default",
-                       help="a shipped name or a .safetensors checkpoint (default: the runtime's, ipem-xs)")
+                       help="a shipped name or a .safetensors checkpoint (default: the runtime's, ipem-mnv2)")
     lspet.add_argument("--rows", default="9000:10000", help="LSPET rows START:STOP (default the val split, 9000:10000)")
     lspet.add_argument("--lspet", default=None,
                        help="the LSPET folder (default $MOBPOSE_LSPET_DIR or ../shared/data/lspet)")
@@ -471,7 +471,7 @@ def _add_weights(sub) -> None:
     ex.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
     tf = which.add_parser("tflite", help="export the TFLite files the inference runtime ships (from the shipped "
                                          "safetensors; records them in the manifest)")
-    tf.add_argument("names", nargs="*", help="shipped names (default: the default models, ipem-xs and prm-causal)")
+    tf.add_argument("names", nargs="*", help="shipped names (default: the runtime models, ipem-mnv2 and prm-causal)")
     tf.add_argument("--out-dir", default=None, help="write the files here instead, manifest untouched (to compare)")
     tf.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
 
@@ -515,7 +515,7 @@ def _add_infer(sub) -> None:
     p.add_argument("--out", required=True, help="poses file: .npz or .json (mobpose.PoseResult.save)")
     p.add_argument("--render", help="also write the drawn result: a video (.mp4, .avi) or, for one image, .png")
     p.add_argument("--backend", default="auto", help="auto, native, tflite or torch (default auto: the fastest)")
-    p.add_argument("--model", default="default", help="IPEM: shipped name or checkpoint path (default ipem-xs)")
+    p.add_argument("--model", default="default", help="IPEM: shipped name or checkpoint path (default ipem-mnv2)")
     p.add_argument("--prm", default="default", help="causal PRM: shipped name, checkpoint path, or 'none'")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"),
                    help="the person's box in the first frame (default: searched for, the whole frame and then "

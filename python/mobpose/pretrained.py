@@ -427,7 +427,7 @@ def export_weights(
     return path
 
 
-RUNTIME_MODELS = ("ipem-xs", "prm-causal")
+RUNTIME_MODELS = ("ipem-mnv2", "prm-causal")
 """The shipped models whose TFLite files ship too (the defaults of mobpose.infer): inference then needs
 neither torch nor litert-torch."""
 

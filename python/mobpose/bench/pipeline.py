@@ -29,7 +29,7 @@ from .timing import Timing, json_lines
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="IPEM: shipped name or checkpoint (default ipem-xs)")
+    p.add_argument("--model", default="default", help="IPEM: shipped name or checkpoint (default ipem-mnv2)")
     p.add_argument("--prm", default="default", help="causal PRM: shipped name or checkpoint (default prm-causal)")
     p.add_argument("--backends", default="torch,tflite,native", help="comma-separated backends to time")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")

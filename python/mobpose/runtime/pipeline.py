@@ -34,14 +34,25 @@ __all__ = ["DEFAULT_IPEM", "DEFAULT_PRM", "FramePose", "Pipeline", "check_intrin
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_IPEM = "ipem-xs"
+DEFAULT_IPEM = "ipem-mnv2"
 DEFAULT_PRM = "prm-causal"
 STAGES = ("search", "crop", "ipem", "decode", "prm", "track")
-SEARCH_BUDGET = 4  # IPEM runs a frame for the search on a stream (about 45 ms with ipem-xs, one thread)
+SEARCH_BUDGET = 4  # IPEM runs a frame for the search on a stream (about 25 ms with ipem-mnv2, one thread)
 # A stream's search ends early at a box this sure to hold a person (the tracker then re-crops on the joints).
 # Not at the presence threshold itself: a window much larger than the person often passes it.
 SURE_PRESENCE = 0.9
 JOINTS = H36M_17.num_joints
+
+
+def tracker_expand(model) -> float:
+    """The factor on the joints' box that the tracker uses with `model`: a shipped IPEM's manifest may
+    set it (``tracker_expand``: an IPEM whose joints sit further inside the body needs more to keep the
+    whole person in the next crop; measured per model, docs/MODELS.md), else PoseTracker's 1.2."""
+    from ..pretrained import list_pretrained, pretrained_info
+
+    if isinstance(model, str) and model in list_pretrained():
+        return float(pretrained_info(model).get("tracker_expand", 1.2))
+    return 1.2
 
 
 @dataclasses.dataclass
@@ -111,7 +122,7 @@ class Pipeline:
     """Live 3D pose of one person: ``pose = pipeline.update(frame)`` per frame.
 
     Args:
-        model: the IPEM: "default" (the shipped ``ipem-xs``), a shipped name, a checkpoint path or a
+        model: the IPEM: "default" (the shipped ``ipem-mnv2``), a shipped name, a checkpoint path or a
             ConvNeXtPose module.
         prm: the causal PRM: "default" (the shipped ``prm-causal``), a name, a path, a module, or None for
             the IPEM alone. The native backend needs a name or path (the C++ core reads the file).
@@ -146,7 +157,8 @@ class Pipeline:
             check_box(bbox, (np.inf, np.inf))  # shape, finite, positive size; the image is checked per frame
         if tracker is not None and not isinstance(tracker, PersonFinder):
             raise TypeError(f"tracker must implement first/next/reset (PersonFinder), got {type(tracker).__name__}")
-        self.tracker = tracker if tracker is not None else PoseTracker(bbox)
+        name = DEFAULT_IPEM if model == "default" else model
+        self.tracker = tracker if tracker is not None else PoseTracker(bbox, expand=tracker_expand(name))
         self.threads = check_threads(threads)
         if search_budget is not None and (isinstance(search_budget, bool) or int(search_budget) < 1):
             raise ValueError(f"search_budget must be None or >= 1 IPEM runs a frame, got {search_budget!r}")
