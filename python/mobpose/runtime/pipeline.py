@@ -167,7 +167,7 @@ class Pipeline:
             self._next_takes_presence = "present" in inspect.signature(self.tracker.next).parameters
         except (TypeError, ValueError):
             self._next_takes_presence = False
-        self.ipem_ref = model_ref(DEFAULT_IPEM if model == "default" else model, "ipem")
+        self.ipem_ref = model_ref(name, "ipem")
         self.prm_ref = None if prm is None else model_ref(DEFAULT_PRM if prm == "default" else prm, "prm")
         exported = self.ipem_ref.tflite is not None and (self.prm_ref is None or self.prm_ref.tflite is not None)
         self.backend = resolve_backend(backend, exported)
