@@ -7,7 +7,9 @@ table (tests/tolerances.py, CHAIN, a reason per entry); NaN or Inf anywhere fail
 IPEM (ConvNeXtPose test size, and the MobileNetV2 IPEM at a 64-pixel input; Taylor soft-argmax inside the
 graph, joints and confidence), the PRM
 (causal and centred), the VideoPose3D lifter (no C++ path: the C++ core has no lifter) and the
-streaming step in one graph (IPEM + decoding + causal PRM; its C++ parts are the IPEM's and PRM's).
+streaming step in one graph (IPEM + decoding + causal PRM; its C++ parts are the IPEM's and PRM's), and RTMO's
+dense graph (the CSPDarknet test variant and the MobileNetV2 backbone at a 64-pixel input; no C++ path: its
+post-processing is numpy, checked against PyTorch in tests/test_rtmo.py).
 
 The GPU stages need a Vulkan device (scripts/install_lavapipe.sh); they skip without one unless
 MOBPOSE_REQUIRE_GPU=1 (CI), which turns a missing engine into a failure.
@@ -27,11 +29,11 @@ from tolerances import CHAIN, MEASURED, assert_chain
 pytest.importorskip("litert_torch")
 
 from mobpose.export.check import check_gpu_compat  # noqa: E402
-from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu, StepGpu  # noqa: E402
+from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu, RTMOGpu, StepGpu  # noqa: E402
 from mobpose.export.runtime import gpu_engine_problem, run_cpu, run_gpu  # noqa: E402
 from mobpose.export.tflite import convert_module  # noqa: E402
 
-FAMILIES = ("ipem", "ipem_mnv2", "prm_causal", "prm_centred", "lifter", "step")
+FAMILIES = ("ipem", "ipem_mnv2", "prm_causal", "prm_centred", "lifter", "step", "rtmo", "rtmo_mnv2")
 
 
 def _ipem_model(family: str = "ipem"):
@@ -83,6 +85,14 @@ def _build(family: str, rng: np.random.Generator):
             refined = prm(torch.cat([torch.from_numpy(past), rel[:, None]], 1))[0, -1]
         ref = {"refined": refined.numpy(), "pose": rel.numpy()}
         return (ipem, prm), StepGpu(ipem, prm, max_logit=500.0), {"image": img, "frame": frame, "past": past}, ref
+    if family.startswith("rtmo"):
+        from mobpose.models.convnextpose import normalize_images
+
+        m = seeded_test_model(f"{family}_test")
+        img = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.float32)
+        with torch.no_grad():
+            out = m(normalize_images(torch.from_numpy(img).to(torch.uint8)))
+        return m, RTMOGpu(m), {"image": img}, {"output_0": out.numpy()}
     m = _lifter_model()
     kp = rng.normal(0, 0.3, (1, m.receptive_field, 17, 2)).astype(np.float32)
     with torch.no_grad():
@@ -118,7 +128,8 @@ def _compare(family: str, stage: str, got: dict, ref: dict) -> None:
         assert_chain(got["pose"], ref["pose"], "step", stage)
         assert_chain(got["refined"], ref["refined"], "step", stage)
     else:
-        assert_chain(got["output_0"], ref["output_0"], family.split("_")[0], stage)
+        assert_chain(got["output_0"], ref["output_0"], "rtmo" if family.startswith("rtmo") else family.split("_")[0],
+                     stage)
 
 
 def _gpu_or_skip() -> None:

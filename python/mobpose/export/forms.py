@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 
-__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "StepGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
+__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "RTMOGpu", "StepGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
 
 
 def taylor_prescale(max_logit: float, bins: int, min_logit: float = -1.0) -> float:
@@ -370,3 +370,24 @@ class StepGpu(nn.Module):
         refined = self.prm(window)
         return {"refined": refined, "pose": pose.reshape(1, jp * 3),
                 "pixels": torch.stack([u, v], dim=-1).reshape(1, self.j * 2), "confidence": out["confidence"]}
+
+
+class RTMOGpu(nn.Module):
+    """RTMO's dense graph for TFLite: a letterboxed RGB image (1, S, S, 3) float32 0-255 -> ``dense`` (1, A, C),
+    every cell's raw predictions (mobpose.models.rtmo.dense_layout; the DCC and NMS run outside, in numpy:
+    mobpose.runtime.people). Convolutions, ReLU6/ReLU/SiLU, nearest x2 upsampling, adds and concatenations; the
+    ImageNet normalisation happens inside (one multiply-add at rank 4)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        import copy
+
+        self.body = copy.deepcopy(model).eval()
+        del self.body.dcc  # outside the graph
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
+        self.register_buffer("in_scale", 1.0 / (255.0 * std))
+        self.register_buffer("in_shift", -mean / std)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body((image * self.in_scale + self.in_shift).permute(0, 3, 1, 2))

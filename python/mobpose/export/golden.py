@@ -25,9 +25,9 @@ __all__ = ["CHAIN_CASES", "TEST_CASES", "golden_inputs", "make_golden", "referen
 
 TEST_CASES = ("ipem_test", "prm_test_causal", "prm_test_centred", "lifter_test")
 """The test-variant cases; shipped models are cases named after them (e.g. 'videopose3d-27')."""
-CHAIN_CASES = TEST_CASES + ("ipem_mnv2_test",)
-"""Also the MobileNetV2 IPEM at test size: in the parity chain, not in the golden fixtures (its 2.5 M
-parameters would make a large file)."""
+CHAIN_CASES = TEST_CASES + ("ipem_mnv2_test", "rtmo_test", "rtmo_mnv2_test")
+"""Also the MobileNetV2 IPEM and the two RTMO backbones at test size: in the parity chain, not in the golden
+fixtures (the MobileNetV2 ones' 2+ M parameters would make large files)."""
 
 
 def seeded_test_model(case: str) -> torch.nn.Module:
@@ -57,6 +57,19 @@ def seeded_test_model(case: str) -> torch.nn.Module:
         with torch.no_grad():  # trained-like BatchNorm statistics
             for mod in m.modules():
                 if isinstance(mod, torch.nn.BatchNorm1d):
+                    mod.running_mean.normal_(0, 0.1)
+                    mod.running_var.uniform_(0.5, 2.0)
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.normal_(0, 0.1)
+        return m
+    if case in ("rtmo_test", "rtmo_mnv2_test"):
+        torch.manual_seed(3)
+        m = (create_model("rtmo_test") if case == "rtmo_test" else
+             create_model("rtmo_mnv2", input_size=64, neck_channels=16, pose_channels=16, dcc_dim=16, gau_s=8,
+                          spe_channels=8, x_bins=24, y_bins=32)).eval()
+        with torch.no_grad():  # trained-like BatchNorm statistics, so that every layer matters
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
                     mod.running_mean.normal_(0, 0.1)
                     mod.running_var.uniform_(0.5, 2.0)
                     mod.weight.uniform_(0.5, 1.5)

@@ -135,9 +135,9 @@ def export_runtime_ipem(model, out: str | os.PathLike, *, fp16: bool = True, max
 
 
 def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logit: float = 1000.0,
-                  min_logit: float = -1.0, check: bool = True) -> dict:
-    """Exports an IPEM (ConvNeXtPose), a PRM or a VideoPose3D lifter to a .tflite file that runs on the
-    mobile GPU delegate.
+                  min_logit: float = -1.0, check: bool = True, input_size: int | None = None) -> dict:
+    """Exports an IPEM (ConvNeXtPose), a PRM, a VideoPose3D lifter or RTMO's dense graph to a .tflite file that
+    runs on the mobile GPU delegate.
 
     The model goes through its GPU-safe form (mobpose.export.forms), is converted with litert-torch,
     gets the `mobpose` JSON metadata (what the tensors mean, joint order, units, input normalisation,
@@ -150,6 +150,7 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
         max_logit: the largest heatmap logit the IPEM produces (sets the fp16 prescale of the Taylor form).
         min_logit: the smallest heatmap logit the IPEM produces (matters for the prescale below -1).
         check: raise GpuCompatError when the written file breaks a GPU-delegate rule.
+        input_size: RTMO only: the square input side (default the model's config).
 
     Returns:
         {'path', 'bytes', 'signature', 'metadata', 'check'} (check: the report as a dict).
@@ -159,10 +160,11 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
     """
     from ..models.convnextpose import ConvNeXtPose
     from ..models.prm import PRM
+    from ..models.rtmo import RTMO, dense_layout
     from ..models.videopose3d import TemporalModel
     from ..skeleton import H36M_17
     from .check import GpuCompatError, check_gpu_compat
-    from .forms import IPEMGpu, LifterGpu, PRMGpu
+    from .forms import IPEMGpu, LifterGpu, PRMGpu, RTMOGpu
 
     if isinstance(model, str | os.PathLike):
         from ..pretrained import load_model
@@ -208,8 +210,29 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
                                     "row-major x, y, z per joint"},
             "joint_names": list(H36M_17.joint_names[: model.num_joints_out]),
         }
+    elif isinstance(model, RTMO):
+        form = RTMOGpu(model)
+        s = input_size or model.config.input_size
+        if s % 32 or s < 64:
+            raise ValueError(f"input_size must be a multiple of 32, at least 64, got {s}")
+        inputs = {"image": torch.rand(1, s, s, 3, generator=gen) * 255}
+        signature = "rtmo"
+        lay = dense_layout(model.config)
+        cells = sum((s // st) ** 2 for st in (16, 32))
+        meta = {
+            "kind": "rtmo", "model": "rtmo", "input_size": s,
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model.config).items()},
+            "inputs": {"image": f"(1, {s}, {s}, 3) float32 RGB, values 0-255, the image letterboxed into the square "
+                                "(scaled to fit, centred, grey 114 around it; mobpose.runtime.people.letterbox); "
+                                "ImageNet mean/std applied inside"},
+            "outputs": {"dense": f"(1, {cells}, {lay['pose'].stop}) float32: per cell (stride-16 cells row-major, "
+                                 "then stride 32) " + ", ".join(f"{k} [{v.start}:{v.stop}]" for k, v in lay.items())
+                                 + " (mobpose.runtime.people.postprocess decodes them; the DCC's weights are in "
+                                   "the model's safetensors file)"},
+            "joint_names": list(H36M_17.joint_names[: model.config.num_joints]),
+        }
     else:
-        raise ValueError("export supports ConvNeXtPose (IPEM), PRM and VideoPose3D lifter models, got "
+        raise ValueError("export supports ConvNeXtPose (IPEM), PRM, VideoPose3D lifter and RTMO models, got "
                          f"{type(model).__name__}")
     meta.update(fp16_weights=fp16, exporter="mobpose.export.export_tflite")
     logger.info("export: converting %s (%s form) to %s with litert-torch", type(model).__name__, signature, out)

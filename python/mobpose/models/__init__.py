@@ -13,7 +13,7 @@ __all__ = ["create_model", "list_models", "register_model"]
 
 def __getattr__(name: str):
     if name in __all__:
-        for family in ("convnextpose", "prm", "videopose3d"):  # registers the variants
+        for family in ("convnextpose", "poseresnet", "prm", "rtmo", "videopose3d"):  # registers the variants
             importlib.import_module(f".{family}", __name__)
         return getattr(importlib.import_module(".registry", __name__), name)
     raise AttributeError(f"module 'mobpose.models' has no attribute {name!r}")
