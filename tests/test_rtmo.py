@@ -189,7 +189,7 @@ def test_loss_is_finite_and_a_few_steps_lower_it():
 
 
 def test_detector_on_an_image(model, tmp_path):
-    det = PeopleDetector(model, score_threshold=0.0, max_people=3)
+    det = PeopleDetector(model, backend="torch", score_threshold=0.0, max_people=3)
     people = det(np.random.default_rng(0).integers(0, 256, (50, 90, 3), dtype=np.uint8))
     assert len(people) == 3 and people.keypoints.shape == (3, 17, 2)
     assert (people.boxes[:, [0, 2]] <= 90).all() and (people.boxes[:, [1, 3]] <= 50).all()
@@ -200,8 +200,26 @@ def test_detector_on_an_image(model, tmp_path):
             det(bad)
     with pytest.raises(ValueError, match="backend"):
         PeopleDetector(model, backend="onnx")
-    with pytest.raises(ValueError, match="multiple of 32"):
-        PeopleDetector(model, input_size=100)
+    with pytest.raises(ValueError, match="RTMO"):
+        PeopleDetector(create_model("poseresnet_test"), backend="torch")
+
+
+def test_detector_from_a_file_tflite_and_torch_agree(model, tmp_path, monkeypatch):
+    """A checkpoint file on both backends: the TFLite dense graph (exported into the cache) and the DCC's
+    weights read with numpy from the file give the torch module's people."""
+    pytest.importorskip("litert_torch")
+    from mobpose import checkpoint as ck
+
+    monkeypatch.setenv("MOBPOSE_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.config).items()}
+    path = ck.save(tmp_path / "rtmo.safetensors", model.state_dict(), model="rtmo_test", config=cfg)
+    img = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    a = PeopleDetector(str(path), backend="torch", score_threshold=0.0, max_people=4)(img)
+    det = PeopleDetector(str(path), backend="tflite", score_threshold=0.0, max_people=4)
+    b = det(img)
+    assert det.backend == "tflite" and len(a) == len(b) == 4
+    np.testing.assert_allclose(b.boxes, a.boxes, atol=1e-3)
+    np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-2)
 
 
 def test_decode_dense_matches_the_numpy_decoding(model):

@@ -612,6 +612,12 @@ def _add_infer(sub) -> None:
     p.add_argument("--search-budget", type=int, default=None,
                    help="IPEM runs a frame for the person search on a video (default 4, about 45 ms on one "
                         "thread; a single image is searched all at once)")
+    p.add_argument("--finder", default="auto",
+                   help="the people detector that finds the person (and keeps the one in --bbox): 'auto' (the "
+                        "shipped RTMO when installed, else the window search), 'none' (the window search), a "
+                        "shipped name or an RTMO checkpoint path")
+    p.add_argument("--finder-every", type=int, default=5,
+                   help="frames between the finder's detections while the person is tracked (default 5)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -658,7 +664,8 @@ def _infer(args: argparse.Namespace) -> int:
                        backend=args.backend, bbox=args.bbox, intrinsics=args.intrinsics, root_depth=args.root_depth,
                        fps=args.fps, threads=args.threads, max_frames=args.max_frames,
                        progress=not args.no_progress, on_frame=on_frame,
-                       search_budget="auto" if args.search_budget is None else args.search_budget)
+                       search_budget="auto" if args.search_budget is None else args.search_budget,
+                       finder=args.finder, finder_every=args.finder_every)
     finally:
         if writer:
             writer[0].close()

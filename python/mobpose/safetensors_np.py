@@ -17,10 +17,12 @@ import struct
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckpointError", "read_meta", "verify"]
+__all__ = ["CheckpointError", "load_tensors", "read_meta", "verify"]
 
 FORMAT = "mobpose-v1"
 _MAX_HEADER = 100 * 2**20
+_NUMPY = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1",
+          "BOOL": "?"}
 # safetensors dtype codes -> the torch dtype names that tensor_digest hashes
 _TORCH_NAMES = {"F64": "torch.float64", "F32": "torch.float32", "F16": "torch.float16", "BF16": "torch.bfloat16",
                 "I64": "torch.int64", "I32": "torch.int32", "I16": "torch.int16", "I8": "torch.int8",
@@ -114,3 +116,29 @@ def verify(path: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any
         raise _error(path, f"checksum mismatch (stored sha256 {meta['sha256']}, computed {digest}): the file is "
                            "corrupt")
     return meta
+
+
+def load_tensors(path: str | os.PathLike, prefix: str = "", *, kind: str | None = None) -> dict[str, Any]:
+    """The tensors whose names start with `prefix` as float32 (floating) or native numpy arrays, after
+    :func:`verify` (the whole file's checksum); names keep the prefix.
+
+    Raises:
+        As :func:`verify`; a bfloat16 tensor (numpy has no such dtype) names itself.
+    """
+    import numpy as np
+
+    path = Path(path)
+    verify(path, kind=kind)
+    header, start = _header(path)
+    out = {}
+    with open(path, "rb") as f:
+        for name, info in header.items():
+            if name == "__metadata__" or not name.startswith(prefix):
+                continue
+            if info["dtype"] not in _NUMPY:
+                raise _error(path, f"tensor {name!r} is {info['dtype']}, which numpy cannot read")
+            lo, hi = info["data_offsets"]
+            f.seek(start + lo)
+            a = np.frombuffer(f.read(hi - lo), dtype=_NUMPY[info["dtype"]]).reshape(info["shape"])
+            out[name] = a.astype(np.float32) if a.dtype.kind == "f" else a.copy()
+    return out

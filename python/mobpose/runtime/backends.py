@@ -126,7 +126,7 @@ class ModelRef:
     """A model the pipeline runs, resolved without loading it (and without torch for shipped files).
 
     Attributes:
-        kind: 'ipem' or 'prm'.
+        kind: 'ipem', 'prm' or 'rtmo' (a people finder).
         label: how it is named in messages and results ('ipem-xs', a path, a module's class name).
         name: the shipped name, or None.
         path: its safetensors file (shipped or given), or None for a module.
@@ -169,6 +169,13 @@ class ModelRef:
         from ..models.prm import PRM
 
         m = self.module
+        if self.kind == "rtmo":
+            from ..models.rtmo import RTMO
+
+            if not isinstance(m, RTMO):
+                raise ValueError(f"finder must be an RTMO model, got {type(m).__name__} ({self.label})")
+            self.facts = {"input_size": m.config.input_size, "config": dataclasses.asdict(m.config)}
+            return
         if self.kind == "ipem":
             if not isinstance(m, ConvNeXtPose):
                 raise ValueError(f"model must be an IPEM (ConvNeXtPose), got {type(m).__name__} ({self.label})")
@@ -193,6 +200,8 @@ def _facts_from_tflite(path: Path, kind: str, label: str) -> dict[str, Any]:
     meta = read_metadata(path)
     if meta.get("kind") != kind:
         raise ValueError(f"{label}: {path.name} holds a {meta.get('kind')!r} model, not an {kind.upper()}")
+    if kind == "rtmo":
+        return {"input_size": int(meta["input_size"]), "config": dict(meta["config"])}
     if kind == "ipem":
         return {"input_size": int(meta["config"]["input_size"]), "heatmap_size": tuple(meta["heatmap_size"]),
                 "num_joints": int(meta["config"]["num_joints"]), "softargmax": meta["softargmax"],
@@ -213,7 +222,7 @@ def model_ref(spec: Any, kind: str) -> ModelRef:
     """
     from .. import pretrained
 
-    what = "model" if kind == "ipem" else "prm"
+    what = {"ipem": "model", "prm": "prm", "rtmo": "finder"}[kind]
     if not isinstance(spec, str | os.PathLike):
         if not (hasattr(spec, "state_dict") and hasattr(spec, "eval")):
             raise TypeError(f"{what} must be a shipped model name, a checkpoint path or a module, "
@@ -280,7 +289,8 @@ def _weights_key(model, source_sha: str | None) -> str:
 
 def export_cached(model, kind: str, source_sha: str | None = None) -> Path:
     """The cached TFLite file of a module for `kind` ('ipem': the runtime IPEM file with signatures ``ipem``
-    and ``heatmaps``, float32 weights; 'prm'), exported if absent (needs the export extra)."""
+    and ``heatmaps``, float32 weights; 'prm'; 'rtmo': its dense graph at its config's input size), exported if
+    absent (needs the export extra)."""
     if not _have("litert_torch"):
         raise ValueError(f"{type(model).__name__} {_EXPORT_HINT}")
     from ..export.tflite import export_runtime_ipem, export_tflite
@@ -288,7 +298,7 @@ def export_cached(model, kind: str, source_sha: str | None = None) -> Path:
     key = f"{kind}-{type(model).__name__.lower()}-{_weights_key(model, source_sha)}-v{EXPORT_FORMAT}.tflite"
     if kind == "ipem":
         return _cached(key, lambda p: export_runtime_ipem(model, p, fp16=False, check=False))
-    if kind == "prm":
+    if kind in ("prm", "rtmo"):
         return _cached(key, lambda p: export_tflite(model, p, check=False))
     raise ValueError(f"unknown export kind {kind!r}")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import SEARCH_BUDGET, STAGES, Pipeline
+from .pipeline import FINDER_EVERY, SEARCH_BUDGET, STAGES, Pipeline
 
 __all__ = ["PoseResult", "infer"]
 
@@ -244,6 +244,8 @@ def infer(
     progress: bool = False,
     on_frame=None,
     search_budget: Any = "auto",
+    finder: Any = "auto",
+    finder_every: int = FINDER_EVERY,
 ) -> PoseResult:
     """3D poses of the person in every frame of `source`.
 
@@ -258,6 +260,7 @@ def infer(
         on_frame: called with (frame, FramePose) after each frame (e.g. to render).
         search_budget: as :class:`mobpose.Pipeline` ("auto": the whole search at once for a single image,
             mobpose.runtime.pipeline.SEARCH_BUDGET IPEM runs a frame on a video).
+        finder, finder_every: as :class:`mobpose.Pipeline` (the people detector that finds the person).
 
     Returns:
         :class:`PoseResult`.
@@ -268,7 +271,8 @@ def infer(
     """
     auto = isinstance(search_budget, str) and search_budget == "auto"
     with Pipeline(model, prm=prm, backend=backend, bbox=bbox, intrinsics=intrinsics, root_depth=root_depth,
-                  threads=threads, search_budget=SEARCH_BUDGET if auto else search_budget) as pipeline:
+                  threads=threads, search_budget=SEARCH_BUDGET if auto else search_budget, finder=finder,
+                  finder_every=finder_every) as pipeline:
         return _run(pipeline, source, fps=fps, max_frames=max_frames, progress=progress, on_frame=on_frame,
                     intrinsics_given=intrinsics is not None, root_depth_given=root_depth is not None,
                     auto_budget=auto)
@@ -326,6 +330,8 @@ def _run(pipeline: Pipeline, source: Any, *, fps, max_frames, progress, on_frame
         "search_runs": int(sum(p.searches for p in poses)), "search_budget": pipeline.search_budget,
         "frames_found": int(sum(p.found for p in poses)),
         "presence_threshold": None if pipeline.presence is None else pipeline.presence.threshold,
+        "finder": getattr(getattr(pipeline.tracker, "detector", None), "label", None),
+        "finder_runs": getattr(pipeline.tracker, "detections", None),
     }
     return PoseResult(
         joints_3d=np.stack([p.refined for p in poses]), joints_3d_ipem=np.stack([p.pose for p in poses]),

@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -202,55 +200,58 @@ class PeopleDetector:
     """RTMO as a people finder: ``people = detector(image)`` on (H, W, 3) uint8 RGB images.
 
     Args:
-        model: an RTMO checkpoint path, a shipped name, or an RTMO module.
-        backend: "torch" (the module) or "tflite" (its exported graph on XNNPACK).
-        input_size: the network's square input (a multiple of 32; default the model's).
+        model: a shipped name, an RTMO checkpoint path, or an RTMO module.
+        backend: "auto" (TFLite when the model ships or can export its file, else torch), "tflite" (its dense
+            graph on XNNPACK; the DCC in numpy) or "torch".
         threads: CPU threads.
         score_threshold, nms_iou, max_people: see :func:`postprocess`.
+
+    The network runs at the model's input size (a square; the TFLite file's, else the config's).
     """
 
-    def __init__(self, model: Any, *, backend: str = "torch", input_size: int | None = None, threads: int = 1,
+    def __init__(self, model: Any = "rtmo-mnv2", *, backend: str = "auto", threads: int = 1,
                  score_threshold: float = 0.3, nms_iou: float = 0.65, max_people: int = 20) -> None:
-        if backend not in ("torch", "tflite"):
-            raise ValueError(f"backend must be 'torch' or 'tflite', got {backend!r}")
+        from .backends import _have, _have_torch, _Runner, _tflite_of, model_ref
+
+        if backend not in ("auto", "torch", "tflite"):
+            raise ValueError(f"backend must be 'auto', 'tflite' or 'torch', got {backend!r}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        self.backend, self.threads = backend, int(threads)
+        if max_people < 1:
+            raise ValueError(f"max_people must be >= 1, got {max_people}")
         self.score_threshold, self.nms_iou, self.max_people = float(score_threshold), float(nms_iou), int(max_people)
-        self.module = None
-        if isinstance(model, str | os.PathLike):
-            from ..pretrained import load_model
+        self.threads = max(1, int(threads))
+        self.ref = model_ref(model, "rtmo")
+        if backend == "auto":
+            backend = "tflite" if (self.ref.tflite is not None or (_have("litert_torch") and _have_torch())) \
+                else "torch"
+        self.backend = backend
+        if backend == "torch" or not self.ref.facts:
+            self.ref.load()
+        if backend == "tflite":
+            self._runner = _Runner(_tflite_of(self.ref), self.threads)
+        self.config = dict(self.ref.facts["config"])
+        self.input_size = int(self.ref.facts["input_size"])
+        if self.ref.module is not None:
+            self.dcc_weights = {k[4:]: v.detach().float().numpy() for k, v in self.ref.module.state_dict().items()
+                                if k.startswith("dcc.")}
+        else:  # the shipped weights file, read with numpy (checksum-verified)
+            from ..safetensors_np import load_tensors
 
-            self.module = load_model(str(model)) if not Path(str(model)).is_file() else None
-            if self.module is None:
-                from ..pretrained import model_from_file
+            self.dcc_weights = {k[4:]: v for k, v in load_tensors(self.ref.path, "dcc.").items()}
+        self.label = self.ref.label
 
-                self.module = model_from_file(model)
-        else:
-            self.module = model
-        self.module.eval()
-        self.config = dataclasses.asdict(self.module.config)
-        self.input_size = int(input_size or self.config["input_size"])
-        if self.input_size % 32 or self.input_size < 64:
-            raise ValueError(f"input_size must be a multiple of 32, at least 64, got {self.input_size}")
-        self.dcc_weights = {k[4:]: v.detach().float().numpy() for k, v in self.module.state_dict().items()
-                            if k.startswith("dcc.")}
-        self._run = self._torch_runner() if backend == "torch" else self._tflite_runner()
-
-    def _torch_runner(self):
+    def _dense(self, canvas: np.ndarray) -> np.ndarray:
+        if self.backend == "tflite":
+            out = self._runner(image=canvas[None].astype(np.float32))
+            return next(iter(out.values()))[0]
         import torch
 
         from ..models.convnextpose import normalize_images
 
-        def run(canvas: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                torch.set_num_threads(self.threads)
-                return self.module(normalize_images(canvas)).numpy()[0]
-
-        return run
-
-    def _tflite_runner(self):
-        raise NotImplementedError("the tflite backend of PeopleDetector comes with the RTMO export")
+        with torch.no_grad():
+            torch.set_num_threads(self.threads)
+            return self.ref.module(normalize_images(canvas)).numpy()[0]
 
     def __call__(self, image: np.ndarray) -> People:
         """The people in one (H, W, 3) uint8 RGB image, by falling score."""
@@ -260,7 +261,10 @@ class PeopleDetector:
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"image is empty ({image.shape[1]}x{image.shape[0]} pixels)")
         canvas, scale, offset = letterbox(image, self.input_size)
-        dense = self._run(canvas)
-        people = postprocess(dense, self.config, self.dcc_weights, self.input_size,
+        people = postprocess(self._dense(canvas), self.config, self.dcc_weights, self.input_size,
                              score_threshold=self.score_threshold, nms_iou=self.nms_iou, max_people=self.max_people)
         return to_image(people, scale, offset, (image.shape[1], image.shape[0]))
+
+    def __repr__(self) -> str:
+        return (f"PeopleDetector({self.label!r}, backend={self.backend!r}, input={self.input_size}, "
+                f"threads={self.threads}, score_threshold={self.score_threshold})")

@@ -30,18 +30,34 @@ from .backends import check_threads, make_engines, model_ref, release_engines, r
 from .presence import PresenceModel, presence_features, shipped_path
 from .tracker import PersonFinder, PoseTracker, check_box
 
-__all__ = ["DEFAULT_IPEM", "DEFAULT_PRM", "FramePose", "Pipeline", "check_intrinsics"]
+__all__ = ["DEFAULT_FINDER", "DEFAULT_IPEM", "DEFAULT_PRM", "FramePose", "Pipeline", "check_intrinsics",
+           "resolve_finder"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_IPEM = "ipem-mnv2"
 DEFAULT_PRM = "prm-causal"
+DEFAULT_FINDER = "rtmo-mnv2"
+FINDER_EVERY = 5  # frames between the finder's detections while the person is tracked
 STAGES = ("search", "crop", "ipem", "decode", "prm", "track")
 SEARCH_BUDGET = 4  # IPEM runs a frame for the search on a stream (about 25 ms with ipem-mnv2, one thread)
 # A stream's search ends early at a box this sure to hold a person (the tracker then re-crops on the joints).
 # Not at the presence threshold itself: a window much larger than the person often passes it.
 SURE_PRESENCE = 0.9
 JOINTS = H36M_17.num_joints
+
+
+def resolve_finder(finder: Any) -> Any:
+    """The people detector a pipeline finds its person with: "auto" -> the shipped RTMO (:data:`DEFAULT_FINDER`)
+    when the install has it, else None (the window search); None or "none" -> None; anything else as given (a
+    shipped name, an RTMO checkpoint path or module, a mobpose.runtime.people.PeopleDetector)."""
+    if finder is None or (isinstance(finder, str) and finder == "none"):
+        return None
+    if isinstance(finder, str) and finder == "auto":
+        from ..pretrained import list_pretrained
+
+        return DEFAULT_FINDER if DEFAULT_FINDER in list_pretrained() else None
+    return finder
 
 
 def tracker_expand(model) -> float:
@@ -70,7 +86,8 @@ class FramePose:
         camera: (J, 3) absolute camera mm: the refined pose with its root at the root joint's pixel
             back-projected to `root_depth`.
         root_depth: the root's Z in mm (given or estimated).
-        seconds: per stage (search (0 unless the person was searched for), crop, ipem, decode, prm, track).
+        seconds: per stage (search (0 unless the person was searched for, or the finder's detector ran), crop,
+            ipem, decode, prm, track).
         presence: the calibrated probability that the crop holds a person (mobpose.runtime.presence;
             NaN without a presence model for the IPEM).
         found: whether a person was found: presence >= the presence model's threshold (without a
@@ -139,6 +156,12 @@ class Pipeline:
         presence: "default" (the shipped presence model of the shipped IPEM, none for other models), a
             :class:`~mobpose.runtime.presence.PresenceModel`, or None (every frame with finite joints
             counts as found; the search then scores windows by mean joint confidence).
+        finder: the people detector that finds the person (mobpose.runtime.finder.DetectorFinder: the most
+            prominent person, or the one in `bbox`, kept by the pose tracker between detections): "auto" (the
+            shipped RTMO when the install has it, else the window search), None / "none" (the window search
+            when no box is given), a shipped name, an RTMO checkpoint path or module, or a PeopleDetector.
+            Ignored when `tracker` is given.
+        finder_every: frames between the finder's detections while the person is tracked.
 
     Memory is bounded: the pipeline keeps the last T poses and nothing per frame.
     """
@@ -146,7 +169,7 @@ class Pipeline:
     def __init__(self, model: Any = "default", *, prm: Any = "default", backend: str = "auto", bbox=None,
                  intrinsics=None, root_depth: float | None = None, threads: int | None = None,
                  tracker: PersonFinder | None = None, search_budget: int | None = SEARCH_BUDGET,
-                 presence: Any = "default") -> None:
+                 presence: Any = "default", finder: Any = "auto", finder_every: int = FINDER_EVERY) -> None:
         self.ipem = self.prm = None
         self._keys: list = []
         self.intrinsics = check_intrinsics(intrinsics)
@@ -158,8 +181,17 @@ class Pipeline:
         if tracker is not None and not isinstance(tracker, PersonFinder):
             raise TypeError(f"tracker must implement first/next/reset (PersonFinder), got {type(tracker).__name__}")
         name = DEFAULT_IPEM if model == "default" else model
-        self.tracker = tracker if tracker is not None else PoseTracker(bbox, expand=tracker_expand(name))
         self.threads = check_threads(threads)
+        finder = resolve_finder(finder) if tracker is None else None
+        if tracker is not None:
+            self.tracker = tracker
+        elif finder is not None:
+            from .finder import DetectorFinder
+
+            self.tracker = DetectorFinder(finder, bbox=bbox, every=finder_every, expand=tracker_expand(name),
+                                          backend="torch" if backend == "torch" else "auto", threads=self.threads)
+        else:
+            self.tracker = PoseTracker(bbox, expand=tracker_expand(name))
         if search_budget is not None and (isinstance(search_budget, bool) or int(search_budget) < 1):
             raise ValueError(f"search_budget must be None or >= 1 IPEM runs a frame, got {search_budget!r}")
         self.search_budget = None if search_budget is None else int(search_budget)
@@ -353,7 +385,12 @@ class Pipeline:
             self._start(w, h)
         t = [time.perf_counter()]
         runs, cached = 0, None
-        if getattr(self.tracker, "searching", False):
+        nobody = False
+        if getattr(self.tracker, "sees_image", False):  # a detector finds the person (mobpose.runtime.finder)
+            seen = self.tracker.observe(image)
+            nobody = seen is None
+            self._box = np.array([0.0, 0.0, w, h]) if nobody else seen
+        elif getattr(self.tracker, "searching", False):
             self._box, runs, cached = self._search(image)
         t.append(time.perf_counter())
         box = self._box
@@ -366,7 +403,7 @@ class Pipeline:
             xyz, conf = self.ipem(crop)
             t.append(time.perf_counter())
             p = self._score(xyz, conf, crop)
-        found = self._found(p, xyz)
+        found = self._found(p, xyz) and not nobody
         k = self._k
         if self.root_depth is not None:
             depth = self.root_depth

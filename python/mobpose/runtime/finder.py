@@ -1,0 +1,173 @@
+"""Finding the person of a one-person stream with a people detector (RTMO, mobpose.runtime.people), and keeping
+them with the pose tracker between detections.
+
+:class:`DetectorFinder` is a :class:`~mobpose.runtime.tracker.PoseTracker` that also sees the frames
+(``sees_image``): the pipeline calls :meth:`DetectorFinder.observe` with each frame before cropping it.
+
+- The detector runs on the first frame, then every `every` frames, and on every frame while nobody is tracked.
+- Nobody tracked (the start of a stream without a box, or the person lost): the most prominent person is taken,
+  the largest score x sqrt(box area) (a near, sure person before a far, unsure one).
+- Somebody tracked: each detection is scored by how well it continues them: (IoU of its box with the tracked box
+  + OKS of its keypoints against the tracked 2D pose) / 2, both in [0, 1]; the best one scoring at least
+  `min_match` becomes the tracked box (the detector's box is the person's, as the IPEM's training crops were made
+  from: the labelled joints' box x1.15). No detection matches: the tracked box stays (a short occlusion);
+  after `patience` detection frames in a row without a match the person is lost, and the next frame takes the
+  most prominent person again.
+- Between detection frames the box follows the pose (PoseTracker.next: the joints' box, expanded, smoothed).
+
+A box given by the user (``bbox``) is the tracked person of the first frame: the detector then keeps *that*
+person rather than the most prominent. The time the detector takes is the pipeline's ``search`` stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from .tracker import PoseTracker, check_box
+
+__all__ = ["DetectorFinder", "prominence"]
+
+logger = logging.getLogger(__name__)
+
+
+def prominence(people) -> np.ndarray:
+    """(N,) score x sqrt(box area) of detected people (mobpose.runtime.people.People)."""
+    wh = np.clip(people.boxes[:, 2:] - people.boxes[:, :2], 0, None)
+    return people.scores * np.sqrt(wh[:, 0] * wh[:, 1])
+
+
+def _oks(pred: np.ndarray, pose: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """(N,) OKS of detected keypoints (N, J, 2) against one pose (J, 2) (finite joints), area = box w x h."""
+    from ..oks import SIGMAS
+
+    ok = np.isfinite(pose).all(1)
+    if not ok.any():
+        return np.zeros(len(pred))
+    d2 = ((pred[:, ok] - pose[ok]) ** 2).sum(-1)
+    var = (2 * SIGMAS[: pose.shape[0]][ok]) ** 2
+    return np.exp(-d2 / (2 * max(float(box[2] * box[3]), 1.0) * var)).mean(1)
+
+
+class DetectorFinder(PoseTracker):
+    """A PersonFinder that runs a people detector (see the module docstring).
+
+    Args:
+        detector: what :class:`~mobpose.runtime.people.PeopleDetector` takes as ``model`` (a shipped name, an RTMO
+            checkpoint path or module), or any callable image -> :class:`~mobpose.runtime.people.People` (a
+            PeopleDetector, another detector).
+        bbox: the person's box (x, y, w, h) in the first frame, or None for the most prominent person.
+        every: frames between detections while somebody is tracked (1: every frame).
+        min_match: the least continuation score for a detection to be the tracked person.
+        patience: detection frames in a row without a match before the person is lost.
+        backend, threads: the detector's, when it is built here.
+        **tracker: PoseTracker's settings for the frames between detections (expand, smoothing, ...).
+    """
+
+    sees_image = True
+
+    def __init__(self, detector: Any = "rtmo-mnv2", *, bbox=None, every: int = 5, min_match: float = 0.3,
+                 patience: int = 2, backend: str = "auto", threads: int = 1, **tracker) -> None:
+        super().__init__(bbox, **tracker)
+        if isinstance(every, bool) or int(every) < 1:
+            raise ValueError(f"every must be >= 1 frame, got {every!r}")
+        if not 0.0 <= min_match <= 1.0:
+            raise ValueError(f"min_match must be in [0, 1], got {min_match}")
+        if isinstance(patience, bool) or int(patience) < 1:
+            raise ValueError(f"patience must be >= 1, got {patience!r}")
+        from .people import PeopleDetector
+
+        model_like = isinstance(detector, str) or hasattr(detector, "__fspath__") or hasattr(detector, "state_dict")
+        self.detector = PeopleDetector(detector, backend=backend, threads=threads) if model_like else detector
+        if not callable(self.detector):
+            raise TypeError(f"detector must be a model (name, path, module) or callable image -> People, "
+                            f"got {type(detector).__name__}")
+        self.every, self.min_match, self.detect_patience = int(every), float(min_match), int(patience)
+        self.tracking = False
+        self.detections = 0  # detector runs since the stream started
+        self._since = 0  # frames since the last detection
+        self._misses = 0
+        self._pose: np.ndarray | None = None
+        self.last_people = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.tracking, self.detections, self._since, self._misses, self._pose = False, 0, 0, 0, None
+        self.last_people = None
+
+    def first(self, image_size: tuple[int, int]) -> np.ndarray:
+        box = super().first(image_size)
+        self.searching = False  # the detector finds the person, not the window search
+        self.tracking = self.user_box is not None
+        self._since = self.every  # detect on the first frame
+        return box
+
+    def found(self, box) -> None:
+        super().found(box)
+        self.tracking = True
+
+    def observe(self, image: np.ndarray) -> np.ndarray | None:
+        """This frame's person box (x, y, w, h), running the detector when it is due; None when nobody is
+        tracked (the detector found no one)."""
+        due = not self.tracking or self._since >= self.every
+        self._since += 1
+        if due:
+            self._detect(image)
+        return self.box.copy() if self.tracking and self.box is not None else None
+
+    def _detect(self, image: np.ndarray) -> None:
+        people = self.detector(image)
+        self.detections += 1
+        self._since = 1
+        self.last_people = people
+        if not len(people):
+            self._miss()
+            return
+        xywh = people.xywh()
+        if not self.tracking:
+            best = int(np.argmax(prominence(people)))
+            self._take(xywh[best])
+            logger.debug("finder: took person %s (score %.2f) of %d", np.round(xywh[best]).tolist(),
+                         people.scores[best], len(people))
+            return
+        from ..oks import box_iou
+
+        cur = np.concatenate([self.box[:2], self.box[:2] + self.box[2:]])[None]
+        score = box_iou(people.boxes, cur)[:, 0]
+        if self._pose is not None:
+            score = (score + _oks(people.keypoints, self._pose, self.box)) / 2
+        best = int(np.argmax(score))
+        if score[best] >= self.min_match:
+            self._misses = 0
+            self._take(xywh[best], keep_motion=True)
+        else:
+            self._miss()
+
+    def _take(self, box: np.ndarray, keep_motion: bool = False) -> None:
+        box = check_box(box, self.image_size)
+        if keep_motion:  # the same person: the tracker's statistics go on
+            self.box = box
+        else:
+            super().found(box)
+        self.tracking = True
+
+    def _miss(self) -> None:
+        if not self.tracking:
+            return
+        self._misses += 1
+        if self._misses >= self.detect_patience:
+            logger.debug("finder: the person matched no detection %d times: lost", self._misses)
+            self.tracking, self._misses, self._pose = False, 0, None
+
+    def next(self, pixels: np.ndarray, confidence: np.ndarray, present: bool | None = None) -> np.ndarray:
+        """The next frame's box from this frame's pose (PoseTracker.next) while somebody is tracked."""
+        if not self.tracking:
+            return self.box.copy()
+        self._pose = np.asarray(pixels, np.float64).copy()
+        reinits = self.reinits
+        box = super().next(pixels, confidence, present)
+        if self.reinits > reinits:  # PoseTracker lost the pose: the detector looks again on the next frame
+            self.searching, self.tracking, self._pose = False, False, None
+        return box

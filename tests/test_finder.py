@@ -1,0 +1,122 @@
+"""The people finder of the one-person pipeline (mobpose.runtime.finder.DetectorFinder): who it takes, who it
+keeps, when it looks, when it gives up; and in mobpose.Pipeline. The detector here is a scripted callable (the
+finder's logic is under test; the trained RTMO's own figures are in docs/MODELS.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mobpose.runtime.finder import DetectorFinder, prominence
+from mobpose.runtime.people import People
+
+
+def _people(*boxes, scores=None) -> People:
+    """People with xyxy `boxes`; each one's keypoints spread over its box."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    t = np.linspace(0, 1, 17, dtype=np.float32)[:, None]
+    kp = b[:, None, :2] + t * (b[:, None, 2:] - b[:, None, :2])
+    s = np.full(len(b), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
+    return People(b, s, kp.astype(np.float32), np.ones((len(b), 17), np.float32))
+
+
+class Script:
+    """A detector that returns the next People of a list (the last one forever) and counts its calls."""
+
+    def __init__(self, *frames: People) -> None:
+        self.frames, self.calls = list(frames), 0
+
+    def __call__(self, image: np.ndarray) -> People:
+        self.calls += 1
+        return self.frames[min(self.calls - 1, len(self.frames) - 1)]
+
+
+IMG = np.zeros((200, 300, 3), np.uint8)
+SMALL, BIG = (10, 10, 40, 90), (150, 20, 250, 190)
+
+
+def _pose_of(box_xywh):
+    x, y, w, h = box_xywh
+    t = np.linspace(0.0, 1.0, 17)[:, None]  # joints spanning the box: with expand 1 the box keeps its size
+    return np.array([x, y]) + t * np.array([w, h]), np.ones(17)
+
+
+def test_takes_the_most_prominent_person():
+    f = DetectorFinder(Script(_people(SMALL, BIG, scores=[0.95, 0.6])))
+    f.first((300, 200))
+    box = f.observe(IMG)
+    np.testing.assert_allclose(box, [150, 20, 100, 170])
+    assert prominence(_people(SMALL, BIG, scores=[0.95, 0.6])).argmax() == 1
+
+
+def test_a_given_box_keeps_its_person_when_someone_more_prominent_comes():
+    det = Script(_people(SMALL, BIG))
+    f = DetectorFinder(det, bbox=(12, 12, 36, 76), every=1, expand=1.0, smoothing=0.0)
+    f.first((300, 200))
+    for _ in range(4):
+        box = f.observe(IMG)
+        np.testing.assert_allclose(box, [10, 10, 30, 80], atol=1e-4)  # the detector's box of that person
+        f.next(*_pose_of(box), present=True)
+    assert det.calls == 4
+
+
+def test_detects_every_n_frames_while_tracking_and_follows_the_pose_between():
+    det = Script(_people(BIG))
+    f = DetectorFinder(det, every=3, expand=1.0, smoothing=0.0)
+    f.first((300, 200))
+    boxes = []
+    for k in range(7):
+        box = f.observe(IMG)
+        boxes.append(box)
+        pixels, conf = _pose_of(box)
+        f.next(pixels + [5.0, 0.0], conf, present=True)  # the pose moves 5 px right a frame
+    assert det.calls == 3  # frames 0, 3, 6
+    assert f.detections == 3
+    assert boxes[1][0] > boxes[0][0]  # between detections the box follows the pose
+
+
+def test_nobody_found_then_somebody():
+    det = Script(_people(), _people(), _people(BIG))
+    f = DetectorFinder(det, every=5)
+    f.first((300, 200))
+    assert f.observe(IMG) is None and f.observe(IMG) is None  # looks on every frame while nobody is tracked
+    np.testing.assert_allclose(f.observe(IMG), [150, 20, 100, 170])
+    assert det.calls == 3
+
+
+def test_the_person_is_lost_after_patience_detections_without_a_match():
+    det = Script(_people(SMALL), _people(BIG), _people(BIG), _people(BIG))
+    f = DetectorFinder(det, every=1, patience=2, expand=1.0, smoothing=0.0)
+    f.first((300, 200))
+    box = f.observe(IMG)
+    f.next(*_pose_of(box), present=True)
+    box = f.observe(IMG)  # the small person is gone; the big one does not continue them: a miss, box kept
+    np.testing.assert_allclose(box, [10, 10, 30, 80], atol=1e-4)
+    f.next(*_pose_of(box), present=True)
+    assert f.observe(IMG) is None  # the second miss: lost
+    np.testing.assert_allclose(f.observe(IMG), [150, 20, 100, 170])  # and the most prominent is taken again
+
+
+def test_bad_settings():
+    for kw in ({"every": 0}, {"min_match": 1.5}, {"patience": 0}):
+        with pytest.raises(ValueError):
+            DetectorFinder(Script(_people()), **kw)
+    with pytest.raises(TypeError, match="callable"):
+        DetectorFinder(42)
+
+
+def test_pipeline_with_a_finder(models, clip):
+    """The pipeline crops where the finder says, and a frame where nobody was found is not 'found'."""
+    import mobpose
+
+    ipem, prm, _ = models
+    frames, first_box = clip
+    x, y, w, h = first_box
+    det = Script(_people(), _people((x, y, x + w, y + h)))
+    with mobpose.Pipeline(ipem, prm=prm, backend="torch", finder=det, presence=None) as pipe:
+        assert pipe.tracker.sees_image
+        poses = [pipe.update(f) for f in frames[:4]]
+    assert not poses[0].found and all(p.found for p in poses[1:])
+    np.testing.assert_allclose(poses[1].box, first_box, atol=1e-3)
+    assert poses[1].seconds["search"] > 0
+    assert 2 <= det.calls <= 4  # nobody at frame 0, found at frame 1 (the test IPEM's random poses may lose them)
