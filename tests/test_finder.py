@@ -65,7 +65,7 @@ def test_detects_every_n_frames_while_tracking_and_follows_the_pose_between():
     f = DetectorFinder(det, every=3, expand=1.0, smoothing=0.0)
     f.first((300, 200))
     boxes = []
-    for k in range(7):
+    for _ in range(7):
         box = f.observe(IMG)
         boxes.append(box)
         pixels, conf = _pose_of(box)
