@@ -120,3 +120,50 @@ def test_pipeline_with_a_finder(models, clip):
     np.testing.assert_allclose(poses[1].box, first_box, atol=1e-3)
     assert poses[1].seconds["search"] > 0
     assert 2 <= det.calls <= 4  # nobody at frame 0, found at frame 1 (the test IPEM's random poses may lose them)
+
+
+def test_match_is_greedy_one_to_one():
+    from mobpose.runtime.multi import match
+
+    s = np.array([[0.9, 0.8, 0.1], [0.85, 0.2, 0.0]])
+    assert match(s, 0.3) == [(0, 0)]  # row 1's best column is taken, its next best is under the threshold
+    assert match(s, 0.15) == [(0, 0), (1, 1)]
+    assert match(np.zeros((0, 3)), 0.3) == []
+
+
+def test_multi_pipeline_tracks_keep_their_ids(models, clip):
+    """Two people, one of whom disappears for a while and comes back: the same ids, a new id for a newcomer."""
+    from mobpose.runtime.multi import MultiPipeline
+
+    ipem, prm, _ = models
+    frames, _ = clip
+    a, b, c = (10, 10, 60, 100), (90, 20, 150, 140), (60, 60, 100, 150)
+    det = Script(_people(a, b), _people(a, b), _people(a), _people(a, b), _people(a, b, c))  # b is the bigger
+    with MultiPipeline(ipem, prm=prm, backend="torch", finder=det, presence=None, max_missing=2) as multi:
+        seen = [multi.update(f) for f in frames[:5]]
+    # ids by prominence at the start: b is 1, a is 2; b is missing at frame 2, back at 3; c is new at 4
+    assert [sorted(s) for s in seen] == [[1, 2], [1, 2], [2], [1, 2], [1, 2, 3]]
+    np.testing.assert_allclose(seen[3][1].box, [90, 20, 60, 120], atol=1e-3)  # b back in its own box
+    np.testing.assert_allclose(seen[2][2].box, [10, 10, 50, 90], atol=1e-3)
+    assert all(np.isfinite(p.refined).all() for s in seen for p in s.values())
+    with pytest.raises(ValueError, match="people detector"):
+        MultiPipeline(ipem, finder=None)
+
+
+def test_infer_all_people_and_save(models, clip, tmp_path):
+    import mobpose
+
+    ipem, prm, _ = models
+    frames, _ = clip
+    det = Script(_people((10, 10, 60, 100), (90, 20, 150, 140)))
+    result = mobpose.infer(frames[:3], model=ipem, prm=prm, backend="torch", finder=det, people="all")
+    assert len(result) == 6 and result.track_ids() == [1, 2] and result.info["frames"] == 3
+    one = result.person(2)
+    assert len(one) == 3 and (one.track == 2).all() and one.frame_indices.tolist() == [0, 1, 2]
+    for suffix in (".npz", ".json"):
+        back = mobpose.PoseResult.load(result.save(tmp_path / f"r{suffix}"))
+        assert back.track.tolist() == result.track.tolist()
+    with pytest.raises(ValueError, match="bbox"):
+        mobpose.infer(frames[:1], model=ipem, finder=det, people="all", bbox=(0, 0, 10, 10))
+    with pytest.raises(ValueError, match="people"):
+        mobpose.infer(frames[:1], model=ipem, people="some")

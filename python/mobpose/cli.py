@@ -616,8 +616,11 @@ def _add_infer(sub) -> None:
                    help="the people detector that finds the person (and keeps the one in --bbox): 'auto' (the "
                         "shipped RTMO when installed, else the window search), 'none' (the window search), a "
                         "shipped name or an RTMO checkpoint path")
-    p.add_argument("--finder-every", type=int, default=5,
-                   help="frames between the finder's detections while the person is tracked (default 5)")
+    p.add_argument("--finder-every", type=int, default=None,
+                   help="frames between the finder's detections (default 5 for one person, 1 for --people all)")
+    p.add_argument("--people", choices=("one", "all"), default="one",
+                   help="one person (the one in --bbox, else the most prominent) or all of them, each with its "
+                        "track id (needs the finder)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -626,7 +629,7 @@ def _infer(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .runtime.infer import infer
-    from .runtime.render import VideoWriter, render_frame, render_image
+    from .runtime.render import VideoWriter, render_frame, render_image, render_people
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".json"):
@@ -644,7 +647,10 @@ def _infer(args: argparse.Namespace) -> int:
         if render.suffix.lower() == ".png":
             drawn[:] = [(frame.image, pose)]
             return
-        img = render_frame(frame.image, pose.pixels, pose.refined, confidence=pose.confidence, box=pose.box)
+        if isinstance(pose, dict):  # --people all: {track id: FramePose}
+            img = render_people(frame.image, pose)
+        else:
+            img = render_frame(frame.image, pose.pixels, pose.refined, confidence=pose.confidence, box=pose.box)
         if not writer:
             writer.append(VideoWriter(render, fps=frame_fps[0]))
         writer[0].write(img)
@@ -665,19 +671,35 @@ def _infer(args: argparse.Namespace) -> int:
                        fps=args.fps, threads=args.threads, max_frames=args.max_frames,
                        progress=not args.no_progress, on_frame=on_frame,
                        search_budget="auto" if args.search_budget is None else args.search_budget,
-                       finder=args.finder, finder_every=args.finder_every)
+                       finder=args.finder, finder_every=args.finder_every, people=args.people)
     finally:
         if writer:
             writer[0].close()
     result.save(out)
     if render is not None:
         if render.suffix.lower() == ".png":
-            if len(result) != 1:
-                raise ValueError(f"--render {render}: a .png takes one image; this source has {len(result)} frames")
+            if result.info["frames"] != 1:
+                raise ValueError(f"--render {render}: a .png takes one image; this source has "
+                                 f"{result.info['frames']} frames")
             image, pose = drawn[0]
-            render_image(image, pose.pixels, pose.refined, render, confidence=pose.confidence, box=pose.box)
+            if isinstance(pose, dict):
+                import cv2
+
+                cv2.imwrite(str(render), cv2.cvtColor(render_people(image, pose), cv2.COLOR_RGB2BGR))
+            else:
+                render_image(image, pose.pixels, pose.refined, render, confidence=pose.confidence, box=pose.box)
         print(f"rendered {render}")
     info = result.info
+    if args.people == "all":
+        import numpy as np
+
+        per = {k: 1e3 * v / info["frames"] for k, v in info["seconds"].items() if k != "total"}
+        counts = np.bincount(result.frame_indices - result.frame_indices.min()) if len(result) else np.zeros(1)
+        print(f"{info['frames']} frames in {info['seconds']['total']:.2f} s: {info['fps_achieved']:.1f} fps "
+              f"(backend {info['backend']}, {info['threads']} thread(s)); {len(info['tracks'])} tracks, up to "
+              f"{int(counts.max())} people in a frame; ms per frame: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in per.items()) + f"; wrote {out}")
+        return 0
     per = {k: 1e3 * v / len(result) for k, v in info["seconds"].items() if k != "total"}
     stages = ", ".join(f"{k} {v:.2f}" for k, v in per.items())
     missing = int((~result.found).sum())

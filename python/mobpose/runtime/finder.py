@@ -8,7 +8,8 @@ them with the pose tracker between detections.
 - Nobody tracked (the start of a stream without a box, or the person lost): the most prominent person is taken,
   the largest score x sqrt(box area) (a near, sure person before a far, unsure one).
 - Somebody tracked: each detection is scored by how well it continues them: (IoU of its box with the tracked box
-  + OKS of its keypoints against the tracked 2D pose) / 2, both in [0, 1]; the best one scoring at least
+  (the larger of the IoUs with the pose-tracked box and with the person's last detected box) + OKS of its
+  keypoints against the tracked 2D pose) / 2, both in [0, 1]; the best one scoring at least
   `min_match` becomes the tracked box (the detector's box is the person's, as the IPEM's training crops were made
   from: the labelled joints' box x1.15). No detection matches: the tracked box stays (a short occlusion);
   after `patience` detection frames in a row without a match the person is lost, and the next frame takes the
@@ -90,12 +91,13 @@ class DetectorFinder(PoseTracker):
         self._since = 0  # frames since the last detection
         self._misses = 0
         self._pose: np.ndarray | None = None
+        self._detected: np.ndarray | None = None  # the person's last detected box
         self.last_people = None
 
     def reset(self) -> None:
         super().reset()
         self.tracking, self.detections, self._since, self._misses, self._pose = False, 0, 0, 0, None
-        self.last_people = None
+        self.last_people, self._detected = None, None
 
     def first(self, image_size: tuple[int, int]) -> np.ndarray:
         box = super().first(image_size)
@@ -134,8 +136,8 @@ class DetectorFinder(PoseTracker):
             return
         from ..oks import box_iou
 
-        cur = np.concatenate([self.box[:2], self.box[:2] + self.box[2:]])[None]
-        score = box_iou(people.boxes, cur)[:, 0]
+        refs = [self.box] + ([self._detected] if self._detected is not None else [])
+        score = box_iou(people.boxes, np.stack([np.concatenate([r[:2], r[:2] + r[2:]]) for r in refs])).max(1)
         if self._pose is not None:
             score = (score + _oks(people.keypoints, self._pose, self.box)) / 2
         best = int(np.argmax(score))
@@ -147,6 +149,7 @@ class DetectorFinder(PoseTracker):
 
     def _take(self, box: np.ndarray, keep_motion: bool = False) -> None:
         box = check_box(box, self.image_size)
+        self._detected = box.copy()
         if keep_motion:  # the same person: the tracker's statistics go on
             self.box = box
         else:
@@ -159,7 +162,7 @@ class DetectorFinder(PoseTracker):
         self._misses += 1
         if self._misses >= self.detect_patience:
             logger.debug("finder: the person matched no detection %d times: lost", self._misses)
-            self.tracking, self._misses, self._pose = False, 0, None
+            self.tracking, self._misses, self._pose, self._detected = False, 0, None, None
 
     def next(self, pixels: np.ndarray, confidence: np.ndarray, present: bool | None = None) -> np.ndarray:
         """The next frame's box from this frame's pose (PoseTracker.next) while somebody is tracked."""
@@ -169,5 +172,5 @@ class DetectorFinder(PoseTracker):
         reinits = self.reinits
         box = super().next(pixels, confidence, present)
         if self.reinits > reinits:  # PoseTracker lost the pose: the detector looks again on the next frame
-            self.searching, self.tracking, self._pose = False, False, None
+            self.searching, self.tracking, self._pose, self._detected = False, False, None, None
         return box

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 _ARRAYS = ("joints_3d", "joints_3d_ipem", "joints_3d_camera", "joints_2d", "confidence", "boxes", "timestamps",
            "frame_indices", "root_depths")
-_OPTIONAL = ("presence", "found")  # older files lack them: NaN / True on load
+_OPTIONAL = ("presence", "found", "track")  # older files lack them: NaN / True / 0 on load
 
 
 @dataclasses.dataclass
@@ -49,6 +49,9 @@ class PoseResult:
         found: (N,) bool, a person was found in the frame (presence >= threshold). Where False the pose is
             the network's guess on a crop without a person: ``result.joints_3d[result.found]`` keeps the
             frames with one.
+        track: (N,) int64, whose pose each row is: 0 for every row of a one-person run; with
+            ``people="all"`` the rows are (frame, person) pairs, the person's track id here (:meth:`person`,
+            :meth:`track_ids`).
         joint_names: the J names (Human3.6M order).
         info: the run: source, backend, models, intrinsics, fps, root_depth_source ('given' or
             'estimated'), skipped frames [(index, reason)], seconds per stage, frames per second.
@@ -67,6 +70,7 @@ class PoseResult:
     info: dict[str, Any]
     presence: np.ndarray | None = None
     found: np.ndarray | None = None
+    track: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.joints_3d)
@@ -74,8 +78,23 @@ class PoseResult:
             self.presence = np.full(n, np.nan, np.float32)
         if self.found is None:
             self.found = np.ones(n, bool)
+        if self.track is None:
+            self.track = np.zeros(n, np.int64)
         self.presence = np.asarray(self.presence, np.float32)
         self.found = np.asarray(self.found, bool)
+        self.track = np.asarray(self.track, np.int64)
+
+    def track_ids(self) -> list[int]:
+        """The track ids present, ascending ([0] for a one-person run)."""
+        return sorted(int(t) for t in np.unique(self.track))
+
+    def person(self, track: int) -> PoseResult:
+        """The rows of one track (its frames, in order) as a result of their own."""
+        keep = self.track == int(track)
+        if not keep.any():
+            raise ValueError(f"no track {track}; the tracks are {self.track_ids()}")
+        fields = {k: getattr(self, k)[keep] for k in (*_ARRAYS, *_OPTIONAL)}
+        return PoseResult(**fields, joint_names=self.joint_names, info=dict(self.info))
 
     def __len__(self) -> int:
         return len(self.joints_3d)
@@ -101,6 +120,7 @@ class PoseResult:
             doc = {k: getattr(self, k).tolist() for k in _ARRAYS}
             doc["presence"] = [None if not np.isfinite(v) else float(v) for v in self.presence]
             doc["found"] = self.found.tolist()
+            doc["track"] = self.track.tolist()
             doc.update(joint_names=list(self.joint_names), info=self.info,
                        units={"joints_3d": "mm, camera frame (X right, Y down, Z forward), root-relative",
                               "joints_3d_camera": "mm, camera frame, absolute", "joints_2d": "pixels",
@@ -184,7 +204,8 @@ class PoseResult:
             for k in _OPTIONAL:
                 if k in doc:
                     try:
-                        raw[k] = (np.asarray(doc[k], bool) if k == "found" else
+                        raw[k] = (np.asarray(doc[k], bool) if k == "found" else np.asarray(doc[k], np.int64)
+                                  if k == "track" else
                                   np.asarray([np.nan if v is None else v for v in doc[k]], np.float32))
                     except (ValueError, TypeError, OverflowError) as exc:
                         raise bad(f"{k!r} is not a regular array: {exc}") from exc
@@ -222,9 +243,9 @@ class PoseResult:
             a = raw[k]
             if a.size == 0 and n == 0:
                 a = a.reshape(0)
-            if a.shape != (n,) or a.dtype.kind not in ("b" if k == "found" else "f"):
-                raise bad(f"{k!r} must be (N,) {'bools' if k == 'found' else 'floats'} with N = {n}, "
-                          f"got {a.dtype} {a.shape}")
+            kinds, what = {"found": ("b", "bools"), "track": ("iu", "integers")}.get(k, ("f", "floats"))
+            if a.shape != (n,) or a.dtype.kind not in kinds:
+                raise bad(f"{k!r} must be (N,) {what} with N = {n}, got {a.dtype} {a.shape}")
             arrays[k] = a
         return cls(**arrays, joint_names=names, info=info)
 
@@ -245,7 +266,8 @@ def infer(
     on_frame=None,
     search_budget: Any = "auto",
     finder: Any = "auto",
-    finder_every: int = FINDER_EVERY,
+    finder_every: int | None = None,
+    people: str = "one",
 ) -> PoseResult:
     """3D poses of the person in every frame of `source`.
 
@@ -260,7 +282,11 @@ def infer(
         on_frame: called with (frame, FramePose) after each frame (e.g. to render).
         search_budget: as :class:`mobpose.Pipeline` ("auto": the whole search at once for a single image,
             mobpose.runtime.pipeline.SEARCH_BUDGET IPEM runs a frame on a video).
-        finder, finder_every: as :class:`mobpose.Pipeline` (the people detector that finds the person).
+        finder, finder_every: as :class:`mobpose.Pipeline` (the people detector that finds the person; every
+            5 frames by default for one person, every frame for all).
+        people: "one" (the person in `bbox`, else the most prominent one) or "all" (every person, each a track:
+            mobpose.runtime.multi.MultiPipeline; the result's rows are then (frame, person) pairs with their
+            ``track`` ids, and `on_frame` gets {track id: FramePose}; needs a finder).
 
     Returns:
         :class:`PoseResult`.
@@ -269,7 +295,19 @@ def infer(
         FileNotFoundError / ValueError: a missing or unreadable source, a source with no frames, a bad
             box, intrinsics or root depth, an unknown model or backend (the message names the problem).
     """
+    if people not in ("one", "all"):
+        raise ValueError(f"people must be 'one' or 'all', got {people!r}")
+    if people == "all":
+        if bbox is not None or root_depth is not None:
+            raise ValueError("people='all' takes no bbox or root_depth (each person's are found and estimated)")
+        from .multi import MultiPipeline
+
+        with MultiPipeline(model, prm=prm, backend=backend, finder=finder, intrinsics=intrinsics, threads=threads,
+                           finder_every=1 if finder_every is None else finder_every) as multi:
+            return _run_multi(multi, source, fps=fps, max_frames=max_frames, progress=progress, on_frame=on_frame,
+                              intrinsics_given=intrinsics is not None)
     auto = isinstance(search_budget, str) and search_budget == "auto"
+    finder_every = FINDER_EVERY if finder_every is None else finder_every
     with Pipeline(model, prm=prm, backend=backend, bbox=bbox, intrinsics=intrinsics, root_depth=root_depth,
                   threads=threads, search_budget=SEARCH_BUDGET if auto else search_budget, finder=finder,
                   finder_every=finder_every) as pipeline:
@@ -341,3 +379,78 @@ def _run(pipeline: Pipeline, source: Any, *, fps, max_frames, progress, on_frame
         root_depths=np.array([p.root_depth for p in poses], np.float32), joint_names=tuple(pipeline.joint_names),
         info=info, presence=np.array([p.presence for p in poses], np.float32),
         found=np.array([p.found for p in poses], bool))
+
+
+def _run_multi(multi, source: Any, *, fps, max_frames, progress, on_frame, intrinsics_given: bool) -> PoseResult:
+    from .sources import open_source
+
+    rows: list[tuple[int, Any]] = []
+    frames_seen, shape = 0, None
+    seconds = {"detect": 0.0, "people": 0.0}
+    start = time.perf_counter()
+    with open_source(source, fps=fps) as frames:
+        bar = None
+        if progress:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=frames.length, desc=frames.name, unit="frame", disable=None)
+            except ImportError:
+                logger.info("infer: %s (%s frames); install tqdm for a progress bar", frames.name, frames.length)
+        try:
+            for frame in frames:
+                if max_frames is not None and frames_seen >= max_frames:
+                    break
+                poses = multi.update(frame.image, timestamp=frame.timestamp, index=frame.index)
+                frames_seen += 1
+                shape = frame.image.shape
+                for k, v in multi.last_seconds.items():
+                    seconds[k] += v
+                rows += sorted(poses.items())
+                if on_frame is not None:
+                    on_frame(frame, poses)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        skipped, source_fps, name = list(frames.skipped), frames.fps, frames.name
+    if not frames_seen:
+        raise ValueError(f"{name}: no frame could be read")
+    wall = time.perf_counter() - start
+    w, h = int(shape[1]), int(shape[0])
+    from ..camera import default_intrinsics
+
+    k = multi.intrinsics if multi.intrinsics is not None else default_intrinsics(w, h)
+    tracks = sorted({t for t, _ in rows})
+    info = {
+        "source": str(name), "people": "all", "backend": multi.backend, "model": str(multi.model),
+        "prm": None if multi.prm is None else str(multi.prm), "threads": multi.threads, "frames": frames_seen,
+        "image_size": [w, h], "fps": source_fps, "intrinsics": [float(v) for v in k],
+        "intrinsics_source": "given" if intrinsics_given else "default", "root_depth_source": "estimated",
+        "skipped": [[int(i), str(r)] for i, r in skipped], "seconds": {**seconds, "total": wall},
+        "fps_achieved": frames_seen / wall if wall > 0 else None, "tracks": tracks,
+        "finder": getattr(multi.detector, "label", type(multi.detector).__name__), "finder_runs": multi.detections,
+        "finder_every": multi.finder_every,
+    }
+    j = 17
+    if not rows:
+        empty = {"joints_3d": np.zeros((0, j, 3), np.float32), "joints_3d_ipem": np.zeros((0, j, 3), np.float32),
+                 "joints_3d_camera": np.zeros((0, j, 3), np.float32), "joints_2d": np.zeros((0, j, 2), np.float32),
+                 "confidence": np.zeros((0, j), np.float32), "boxes": np.zeros((0, 4), np.float32),
+                 "timestamps": np.zeros(0), "frame_indices": np.zeros(0, np.int64),
+                 "root_depths": np.zeros(0, np.float32)}
+        from ..skeleton import H36M_17
+
+        return PoseResult(**empty, joint_names=tuple(H36M_17.joint_names), info=info)
+    poses = [p for _, p in rows]
+    from ..skeleton import H36M_17
+
+    return PoseResult(
+        joints_3d=np.stack([p.refined for p in poses]), joints_3d_ipem=np.stack([p.pose for p in poses]),
+        joints_3d_camera=np.stack([p.camera for p in poses]), joints_2d=np.stack([p.pixels for p in poses]),
+        confidence=np.stack([p.confidence for p in poses]), boxes=np.stack([p.box for p in poses]),
+        timestamps=np.array([p.timestamp for p in poses]), frame_indices=np.array([p.index for p in poses]),
+        root_depths=np.array([p.root_depth for p in poses], np.float32), joint_names=tuple(H36M_17.joint_names),
+        info=info, presence=np.array([p.presence for p in poses], np.float32),
+        found=np.array([p.found for p in poses], bool), track=np.array([t for t, _ in rows], np.int64))

@@ -277,6 +277,16 @@ class Pipeline:
         self.frames, self._size, self._box, self._k, self._depth = 0, None, None, None, None
         self._queue, self._best = [], None
 
+    def move_box(self, box) -> None:
+        """The person's box (x, y, w, h) for the next frame, from outside (a detector's), in place of the
+        tracker's; before the first frame it is the first frame's box."""
+        if self._size is None:
+            box = check_box(box, (np.inf, np.inf))
+            self.tracker.user_box = box.copy()
+            return
+        box = check_box(box, self._size)
+        self.tracker.box, self._box = box.copy(), box.copy()
+
     def _start(self, w: int, h: int) -> None:
         self._size = (w, h)
         from ..camera import default_intrinsics

@@ -29,6 +29,7 @@ __all__ = [
     "VideoWriter",
     "render_frame",
     "render_image",
+    "render_people",
     "render_video",
 ]
 
@@ -154,6 +155,45 @@ def render_frame(
     canvas[:h, :w] = out
     canvas[:h, w : w + h] = panel
     return canvas
+
+
+def render_people(image: np.ndarray, people: dict, *, size: int | None = None) -> np.ndarray:
+    """Every person of a frame drawn: each one's 2D skeleton and box with its track id, and beside the frame the
+    3D pose of the one with the largest box (its id in the 3D view's title).
+
+    Args:
+        image: the frame, (H, W, 3) uint8 RGB.
+        people: {track id: pose} with ``pixels`` (J, 2), ``refined`` (J, 3) mm and ``box`` (x, y, w, h) (a
+            mobpose.runtime.pipeline.FramePose); may be empty (an empty 3D view).
+        size: output height (None keeps the frame's).
+
+    Returns:
+        (H', W', 3) uint8 RGB as :func:`render_frame`.
+    """
+    img = to_rgb8(np.asarray(image), bgr=False, name="image")
+    if not people:
+        return render_frame(img, np.full((17, 2), np.nan), np.full((17, 3), np.nan), size=size, title="nobody")
+    ids = sorted(people)
+    main = max(ids, key=lambda i: float(np.prod(np.asarray(people[i].box, np.float64)[2:])))
+    h = img.shape[0]
+    scale = 1.0 if size is None else int(size) / h
+    out = render_frame(img, people[main].pixels, people[main].refined, box=people[main].box, size=size,
+                       title=f"person {main}")
+    w = max(1, round(img.shape[1] * scale))
+    frame = out[: round(h * scale), :w].copy()
+    for i in ids:
+        p = people[i]
+        if i != main:
+            px = np.asarray(p.pixels, np.float64) * scale
+            frame = draw_skeleton(frame, px, skeleton=_skeleton_for(len(px), "pixels"))
+        b = np.asarray(p.box, np.float64) * scale
+        if np.isfinite(b).all() and np.abs(b).max() < 1e6:
+            x0, y0 = int(round(b[0])), int(round(b[1]))
+            cv2.rectangle(frame, (x0, y0), (int(round(b[0] + b[2])), int(round(b[1] + b[3]))), BOX_RGB, 1)
+            cv2.putText(frame, str(i), (x0 + 2, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, BOX_RGB, 1,
+                        cv2.LINE_AA)
+    out[: frame.shape[0], :w] = frame
+    return out
 
 
 class VideoWriter:
