@@ -143,8 +143,8 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _mosaic(rng: np.random.Generator, src: _LSPET, rows: np.ndarray, size: int, max_people: int,
-            mirror: bool) -> tuple[np.ndarray, list]:
-    n = int(rng.integers(2, min(9, max_people) + 1))
+            mirror: bool, count: int | None = None) -> tuple[np.ndarray, list]:
+    n = int(rng.integers(2, min(9, max_people) + 1)) if count is None else int(count)
     gr, gc = _grid(n, rng)
     img = _background(rng, size)
     cw, ch = size / gc, size / gr
@@ -181,8 +181,8 @@ def _feather(h: int, w: int) -> np.ndarray:
 
 
 def _paste(rng: np.random.Generator, src: _LSPET, rows: np.ndarray, size: int, max_people: int,
-           mirror: bool) -> tuple[np.ndarray, list]:
-    n = int(rng.integers(1, min(8, max_people) + 1))
+           mirror: bool, count: int | None = None) -> tuple[np.ndarray, list]:
+    n = int(rng.integers(1, min(8, max_people) + 1)) if count is None else int(count)
     img = _background(rng, size)
     people: list = []
     for _ in range(n):
@@ -246,8 +246,9 @@ def _render(rng: np.random.Generator, poses: np.ndarray, size: int, max_people: 
 
 
 def compose(kind: str, rng: np.random.Generator, src, rows: np.ndarray, config: PeopleConfig,
-            poses: np.ndarray | None = None) -> dict:
-    """One image of `kind` drawn with `rng` from LSPET `rows` (or CMU `poses` for renders).
+            poses: np.ndarray | None = None, count: int | None = None) -> dict:
+    """One image of `kind` drawn with `rng` from LSPET `rows` (or CMU `poses` for renders); `count`: the people to
+    place (mosaic, paste; default drawn; a paste may place fewer when it finds no free spot).
 
     Returns ``image`` (S, S, 3) uint8 RGB; ``keypoints`` (P, 17, 2) float32 pixels; ``labelled`` (P, 17) bool
     (labelled, visible and inside the image); ``defined`` (P, 17) bool (the joints the source labels at all:
@@ -258,9 +259,9 @@ def compose(kind: str, rng: np.random.Generator, src, rows: np.ndarray, config: 
 
     size = config.size
     if kind == "mosaic":
-        img, people = _mosaic(rng, src, rows, size, config.max_people, config.augment)
+        img, people = _mosaic(rng, src, rows, size, config.max_people, config.augment, count)
     elif kind == "paste":
-        img, people = _paste(rng, src, rows, size, config.max_people, config.augment)
+        img, people = _paste(rng, src, rows, size, config.max_people, config.augment, count)
     elif kind == "render":
         if poses is None:
             raise ValueError("render images need CMU poses (mobpose.data.synthetic.dataset.pose_pool)")

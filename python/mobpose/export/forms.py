@@ -20,7 +20,8 @@ from torch import nn
 
 from ..models.convnextpose import IMAGENET_MEAN, IMAGENET_STD, ConvNeXtPose
 
-__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "RTMOGpu", "StepGpu", "bin_grid", "soft_argmax_gpu", "taylor_prescale"]
+__all__ = ["IPEMGpu", "LifterGpu", "PRMGpu", "PoseResNetGpu", "RTMOGpu", "StepGpu", "bin_grid", "soft_argmax_gpu",
+           "taylor_prescale"]
 
 
 def taylor_prescale(max_logit: float, bins: int, min_logit: float = -1.0) -> float:
@@ -384,6 +385,25 @@ class RTMOGpu(nn.Module):
 
         self.body = copy.deepcopy(model).eval()
         del self.body.dcc  # outside the graph
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
+        self.register_buffer("in_scale", 1.0 / (255.0 * std))
+        self.register_buffer("in_shift", -mean / std)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body((image * self.in_scale + self.in_shift).permute(0, 3, 1, 2))
+
+
+class PoseResNetGpu(nn.Module):
+    """PoseResNet for TFLite: a person crop (1, H, W, 3) float32 0-255 -> ``heatmaps`` (1, J, h, w) (decoded outside,
+    in numpy: mobpose.runtime.topdown). Convolutions, transposed convolutions, BatchNorm (folded), ReLU/ReLU6,
+    max pooling; the ImageNet normalisation inside."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        import copy
+
+        self.body = copy.deepcopy(model).eval()
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 1, 3)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 1, 3)
         self.register_buffer("in_scale", 1.0 / (255.0 * std))

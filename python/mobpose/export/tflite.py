@@ -159,12 +159,13 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
         ValueError: an unsupported model; GpuCompatError (a ValueError) listing every violation.
     """
     from ..models.convnextpose import ConvNeXtPose
+    from ..models.poseresnet import PoseResNet
     from ..models.prm import PRM
     from ..models.rtmo import RTMO, dense_layout
     from ..models.videopose3d import TemporalModel
     from ..skeleton import H36M_17
     from .check import GpuCompatError, check_gpu_compat
-    from .forms import IPEMGpu, LifterGpu, PRMGpu, RTMOGpu
+    from .forms import IPEMGpu, LifterGpu, PoseResNetGpu, PRMGpu, RTMOGpu
 
     if isinstance(model, str | os.PathLike):
         from ..pretrained import load_model
@@ -210,6 +211,22 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
                                     "row-major x, y, z per joint"},
             "joint_names": list(H36M_17.joint_names[: model.num_joints_out]),
         }
+    elif isinstance(model, PoseResNet):
+        form = PoseResNetGpu(model)
+        c = model.config
+        hh, ww = c.input_height, c.input_width
+        inputs = {"image": torch.rand(1, hh, ww, 3, generator=gen) * 255}
+        signature = "poseresnet"
+        h, w = c.heatmap_size
+        meta = {
+            "kind": "poseresnet", "model": "poseresnet", "input_size": [hh, ww], "heatmap_size": [h, w],
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(c).items()},
+            "inputs": {"image": f"(1, {hh}, {ww}, 3) float32 RGB crop, values 0-255 (ImageNet mean/std applied "
+                                "inside): the person box widened to W/H and x1.25 (mobpose.runtime.topdown)"},
+            "outputs": {"output_0": f"(1, {c.num_joints}, {h}, {w}) float32 heatmaps (argmax + quarter offset, "
+                                    "mobpose.runtime.topdown.decode_heatmaps)"},
+            "joint_names": list(H36M_17.joint_names[: c.num_joints]),
+        }
     elif isinstance(model, RTMO):
         form = RTMOGpu(model)
         s = input_size or model.config.input_size
@@ -232,7 +249,8 @@ def export_tflite(model, out: str | os.PathLike, *, fp16: bool = False, max_logi
             "joint_names": list(H36M_17.joint_names[: model.config.num_joints]),
         }
     else:
-        raise ValueError("export supports ConvNeXtPose (IPEM), PRM, VideoPose3D lifter and RTMO models, got "
+        raise ValueError("export supports ConvNeXtPose (IPEM), PRM, VideoPose3D lifter, RTMO and PoseResNet models, "
+                         "got "
                          f"{type(model).__name__}")
     meta.update(fp16_weights=fp16, exporter="mobpose.export.export_tflite")
     logger.info("export: converting %s (%s form) to %s with litert-torch", type(model).__name__, signature, out)

@@ -289,8 +289,8 @@ def _weights_key(model, source_sha: str | None) -> str:
 
 def export_cached(model, kind: str, source_sha: str | None = None) -> Path:
     """The cached TFLite file of a module for `kind` ('ipem': the runtime IPEM file with signatures ``ipem``
-    and ``heatmaps``, float32 weights; 'prm'; 'rtmo': its dense graph at its config's input size), exported if
-    absent (needs the export extra)."""
+    and ``heatmaps``, float32 weights; 'prm'; 'rtmo': its dense graph at its config's input size; 'poseresnet'),
+    exported if absent (needs the export extra)."""
     if not _have("litert_torch"):
         raise ValueError(f"{type(model).__name__} {_EXPORT_HINT}")
     from ..export.tflite import export_runtime_ipem, export_tflite
@@ -298,7 +298,7 @@ def export_cached(model, kind: str, source_sha: str | None = None) -> Path:
     key = f"{kind}-{type(model).__name__.lower()}-{_weights_key(model, source_sha)}-v{EXPORT_FORMAT}.tflite"
     if kind == "ipem":
         return _cached(key, lambda p: export_runtime_ipem(model, p, fp16=False, check=False))
-    if kind in ("prm", "rtmo"):
+    if kind in ("prm", "rtmo", "poseresnet"):
         return _cached(key, lambda p: export_tflite(model, p, check=False))
     raise ValueError(f"unknown export kind {kind!r}")
 

@@ -107,19 +107,30 @@ class TopDown:
 
     Args:
         model: a PoseResNet module, a checkpoint path or a shipped name.
-        backend: "torch" (the module) or "tflite" (reserved for its export).
-        threads: torch threads.
+        backend: "torch" (the module) or "tflite" (its export on XNNPACK, made on first use into the export
+            cache: needs the export extra).
+        threads: CPU threads.
         fill: fill the joints LSPET-trained models do not learn (:func:`fill_unlabelled`).
     """
 
     def __init__(self, model: Any, *, backend: str = "torch", threads: int = 1, fill: bool = True) -> None:
-        if backend != "torch":
-            raise ValueError(f"backend must be 'torch' (TFLite comes with the PoseResNet export), got {backend!r}")
+        if backend not in ("torch", "tflite"):
+            raise ValueError(f"backend must be 'torch' or 'tflite', got {backend!r}")
         if isinstance(model, str | os.PathLike):
             from ..pretrained import load_model
 
             model = load_model(str(model))
+        from ..models.poseresnet import PoseResNet
+
+        if not isinstance(model, PoseResNet):
+            raise ValueError(f"model must be a PoseResNet, got {type(model).__name__}")
         self.module = model.eval()
+        self.backend = backend
+        self._runner = None
+        if backend == "tflite":
+            from .backends import _Runner, export_cached
+
+            self._runner = _Runner(export_cached(self.module, "poseresnet"), threads)
         self.config = dataclasses.asdict(model.config)
         self.input_hw = (int(self.config["input_height"]), int(self.config["input_width"]))
         self.heatmap_hw = tuple(model.config.heatmap_size)
@@ -138,6 +149,10 @@ class TopDown:
         return np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8), np.asarray(affines).reshape(-1, 3, 3)
 
     def heatmaps(self, crops: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 crops -> (N, J, h, w) heatmaps."""
+        if self._runner is not None:
+            return np.concatenate([next(iter(self._runner(image=c[None].astype(np.float32)).values()))
+                                   for c in crops])
         import torch
 
         from ..models.convnextpose import normalize_images
