@@ -121,6 +121,33 @@ def test_fp16_export_loads_as_float32(trained, tmp_path: Path) -> None:
 
 
 @torch.no_grad()
+def test_int8_export_is_smaller_and_within_half_a_step(trained, tmp_path: Path) -> None:
+    from mobpose.safetensors_np import load_tensors
+
+    name, model, src = trained
+    full = pretrained.export_weights(src, "full", weights_dir=tmp_path)
+    q8 = pretrained.export_weights(src, "q8", dtype="int8", weights_dir=tmp_path)
+    assert q8.stat().st_size < 0.6 * full.stat().st_size  # the test models' small tensors stay float16
+    assert pretrained.pretrained_info("q8", tmp_path)["dtype"] == "float16+int8 weights"
+    tensors, _ = ck.load(q8)
+    assert any(t.dtype == torch.int8 for t in tensors.values())
+    loaded = pretrained.load_model("q8", weights_dir=tmp_path)
+    for k, ref in model.state_dict().items():
+        got = loaded.state_dict()[k]
+        if ref.is_floating_point() and ref.dim() >= 2 and ref.numel() >= 1024:  # half a step of its channel's scale
+            step = ref.abs().flatten(1).amax(1) / 127.0
+            err = (got - ref).abs().flatten(1).amax(1)
+            assert (err <= step * 0.5 * 1.01 + 1e-6).all(), k
+    # numpy reads the same values (the runtime without torch)
+    back = load_tensors(q8)
+    for k, v in loaded.state_dict().items():
+        if v.is_floating_point():
+            assert abs(back[k] - v.numpy()).max() < 1e-6, k
+    x = _input(name)
+    assert (loaded(x) - model(x)).abs().max() > 0  # stored in 8 bits: not the same weights
+
+
+@torch.no_grad()
 def test_export_leaves_out_the_training_only_facing_head(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = create_model("convnextpose_test", facing_bins=8).eval()

@@ -550,6 +550,9 @@ def _add_weights(sub) -> None:
     ex.add_argument("--description", default="", help="one line for 'mobpose weights list'")
     ex.add_argument("--metrics", default=None, help="JSON object of results stored in the manifest")
     ex.add_argument("--fp16", action="store_true", help="store floating tensors as float16 (half the size)")
+    ex.add_argument("--int8", action="store_true",
+                    help="conv and linear weights in 8 bits with a scale per output channel, the rest float16 "
+                         "(a quarter of the size; measure the model after it: docs/MODELS.md)")
     ex.add_argument("--weights-dir", default=None, help="weights folder (default: the package's)")
     tf = which.add_parser("tflite", help="export the TFLite files the inference runtime ships (from the shipped "
                                          "safetensors; records them in the manifest)")
@@ -584,7 +587,8 @@ def _weights(args) -> int:
     if metrics is not None and not isinstance(metrics, dict):
         raise ValueError(f"--metrics must be a JSON object, got {args.metrics!r}")
     path = pretrained.export_weights(args.checkpoint, args.name, description=args.description, metrics=metrics,
-                                     dtype="float16" if args.fp16 else None, weights_dir=folder)
+                                     dtype="int8" if args.int8 else "float16" if args.fp16 else None,
+                                     weights_dir=folder)
     e = pretrained.pretrained_info(args.name, folder)
     print(f"wrote {path} ({e['model']}, {e['dtype']}, {e['bytes'] / 2**20:.2f} MB, sha256 {e['sha256']})")
     print(f"weights folder: {pretrained.total_bytes(folder) / 2**20:.2f} MB of {pretrained.SIZE_BUDGET / 2**20:.0f} MB")

@@ -167,6 +167,42 @@ def _jsonable_to_config(value: Any) -> Any:
     return value
 
 
+Q8_SCALE = ".q8scale"
+"""Suffix of the per-output-channel scale of an int8-stored weight (:func:`quantize_int8`)."""
+
+
+def quantize_int8(state: dict[str, torch.Tensor], min_numel: int = 1024) -> dict[str, torch.Tensor]:
+    """Weights stored in 8 bits: each floating tensor of rank >= 2 and at least `min_numel` values (conv and linear
+    weights) becomes int8 with a float16 scale per output channel (row 0 of the tensor), symmetric:
+    q = round(w / s), s = max |w| of the channel / 127, at most half a step (s / 2) from w; the rest is float16.
+    The scale tensor is stored as ``name + Q8_SCALE`` (:func:`dequantize_int8` undoes it)."""
+    import torch
+
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v
+        elif v.dim() >= 2 and v.numel() >= min_numel:
+            w = v.float()
+            scale = (w.abs().flatten(1).amax(1) / 127.0).clamp(min=1e-12).half()
+            q = torch.round(w / scale.float().view(-1, *([1] * (w.dim() - 1)))).clamp(-127, 127).to(torch.int8)
+            out[k], out[k + Q8_SCALE] = q, scale
+        else:
+            out[k] = v.half()
+    return out
+
+
+def dequantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float32 tensors back from :func:`quantize_int8`'s (other tensors unchanged)."""
+    out = {k: v for k, v in state.items() if not k.endswith(Q8_SCALE)}
+    for k, v in state.items():
+        if k.endswith(Q8_SCALE):
+            base = k[: -len(Q8_SCALE)]
+            q = out[base]
+            out[base] = q.float() * v.float().view(-1, *([1] * (q.dim() - 1)))
+    return out
+
+
 def model_from_checkpoint(
     tensors: dict[str, torch.Tensor], meta: dict[str, Any], *, softargmax: str | None = None, source: str = "checkpoint"
 ) -> nn.Module:
@@ -205,6 +241,8 @@ def model_from_checkpoint(
             raise ck.CheckpointError(f"{source}: training checkpoint without model tensors ('model.*')")
     else:
         state = dict(tensors)
+    if any(k.endswith(Q8_SCALE) for k in state):
+        state = dequantize_int8(state)
     expected = model.state_dict()
     if not any(k.startswith("pose.") for k in expected) and any(k.startswith("pose.") for k in state):
         state = {k[5:]: v for k, v in state.items() if k.startswith("pose.")}
@@ -382,7 +420,9 @@ def export_weights(
         name: the pretrained name: lowercase letters, digits, '_' and '-'.
         description: one line for listings.
         metrics: free-form JSON-able results of the weights.
-        dtype: cast floating tensors to this (e.g. torch.float16 halves the file); None keeps them.
+        dtype: cast floating tensors to this (e.g. torch.float16 halves the file); "int8": conv and linear weights
+            in 8 bits with a scale per output channel, the rest float16 (:func:`quantize_int8`; a quarter of the
+            float32 file); None keeps them.
         card: the model card link (default `docs/MODELS.md#NAME`).
         weights_dir: the weights folder (default: the package's).
 
@@ -393,7 +433,8 @@ def export_weights(
 
     if not _NAME.match(name):
         raise ValueError(f"pretrained name must match {_NAME.pattern}, got {name!r}")
-    cast = _resolve_dtype(dtype)
+    int8 = isinstance(dtype, str) and dtype == "int8"
+    cast = None if int8 else _resolve_dtype(dtype)
     metrics = json.loads(json.dumps(metrics or {}))  # JSON-able, and a copy
     folder = Path(weights_dir)
     manifest = read_manifest(folder)
@@ -401,8 +442,10 @@ def export_weights(
     model = model_from_checkpoint(tensors, meta, source=str(checkpoint_path))
     config, state = _without_training_heads(meta["config"], model.state_dict())
     state = {k: v.to(cast) if cast is not None and v.is_floating_point() else v for k, v in state.items()}
+    if int8:
+        state = quantize_int8(state)
     floating = {str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()}
-    stored = "/".join(sorted(floating))
+    stored = "/".join(sorted(floating)) + ("+int8 weights" if int8 else "")
     training = meta["training"] or {}
     provenance = {"source_sha256": meta["sha256"], "dtype": stored,
                   **{k: training[k] for k in ("epoch", "step", "run") if k in training}}

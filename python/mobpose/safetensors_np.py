@@ -141,4 +141,8 @@ def load_tensors(path: str | os.PathLike, prefix: str = "", *, kind: str | None 
             f.seek(start + lo)
             a = np.frombuffer(f.read(hi - lo), dtype=_NUMPY[info["dtype"]]).reshape(info["shape"])
             out[name] = a.astype(np.float32) if a.dtype.kind == "f" else a.copy()
+    for name in [n for n in out if n.endswith(".q8scale")]:  # int8-stored weights (mobpose.pretrained.quantize_int8)
+        base, scale = name[: -len(".q8scale")], out.pop(name)
+        if base in out:
+            out[base] = out[base].astype(np.float32) * scale.reshape(-1, *([1] * (out[base].ndim - 1)))
     return out
