@@ -130,7 +130,8 @@ def test_int8_export_is_smaller_and_within_half_a_step(trained, tmp_path: Path) 
     assert q8.stat().st_size < 0.6 * full.stat().st_size  # the test models' small tensors stay float16
     assert pretrained.pretrained_info("q8", tmp_path)["dtype"] == "float16+int8 weights"
     tensors, _ = ck.load(q8)
-    assert any(t.dtype == torch.int8 for t in tensors.values())
+    big = any(v.is_floating_point() and v.dim() >= 2 and v.numel() >= 1024 for v in model.state_dict().values())
+    assert any(t.dtype == torch.int8 for t in tensors.values()) == big  # the small tensors stay float16
     loaded = pretrained.load_model("q8", weights_dir=tmp_path)
     for k, ref in model.state_dict().items():
         got = loaded.state_dict()[k]
@@ -144,7 +145,7 @@ def test_int8_export_is_smaller_and_within_half_a_step(trained, tmp_path: Path) 
         if v.is_floating_point():
             assert abs(back[k] - v.numpy()).max() < 1e-6, k
     x = _input(name)
-    assert (loaded(x) - model(x)).abs().max() > 0  # stored in 8 bits: not the same weights
+    assert (loaded(x) - model(x)).abs().max() > 0  # stored in 8 bits (or float16): not the same weights
 
 
 @torch.no_grad()
