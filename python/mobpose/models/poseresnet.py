@@ -12,7 +12,7 @@ Variants:
 | variant | backbone | input (H x W) | head ch | params | GMACs |
 |---|---|---|---|---|---|
 | ``poseresnet_50`` | ResNet-50 (bottlenecks 3,4,6,3) | 256x192 | 256 | 34.0 M | 5.43 |
-| ``poseresnet_mnv2`` | MobileNetV2 1.0 (ImageNet) to block 17 | 256x192 | 128 | 2.99 M | 0.56 |
+| ``poseresnet_mnv2`` | MobileNetV2 1.0 (ImageNet) to block 17 | 192x128 | 128 | 2.99 M | 0.28 |
 | ``poseresnet_test`` | ResNet with one basic block per stage, 8-64 ch | 96x64 | 16 | tiny | |
 
 (:func:`count_macs`, convolutions and transposed convolutions.) The ResNet-50 variant is the paper's: 34.0 M
@@ -21,7 +21,8 @@ multiply-accumulates, which match mmpose's 5.46 GFLOPs for the same model. There
 offline ImageNet ResNet file, so it trains from scratch here. The phone variant (*mobpose's*: the paper has
 none) swaps in the MobileNetV2 of mobpose.models.mobilenet with torchvision's ImageNet weights (its 320-channel
 block-17 output; the 1280-channel conv dropped) and halves the head's channels, as mmpose's MobileNetV2
-SimpleBaseline does with its backbone but with a lighter head for a CPU.
+SimpleBaseline does with its backbone but with a lighter head and the smaller input of a phone (192x128,
+heatmaps 48x32: half the pixels of 256x192).
 
 Images: RGB, ImageNet mean/std (mobpose.models.convnextpose.normalize_images). Joints: H36M-17. Dimensions:
 B batch, J joints, H x W input, h x w = H/4 x W/4 heatmaps.
@@ -235,7 +236,7 @@ def count_macs(model: PoseResNet) -> int:
 
 _VARIANTS: dict[str, dict[str, Any]] = {
     "50": {},
-    "mnv2": {"backbone": "mobilenetv2", "head_channels": 128},
+    "mnv2": {"backbone": "mobilenetv2", "head_channels": 128, "input_height": 192, "input_width": 128},
     "test": {"blocks": (1, 1, 1, 1), "bottleneck": False, "base_width": 8, "head_channels": 16, "input_height": 96,
              "input_width": 64},
 }
@@ -256,7 +257,8 @@ def poseresnet_50(**kwargs: Any) -> PoseResNet:
 
 @register_model
 def poseresnet_mnv2(**kwargs: Any) -> PoseResNet:
-    """SimpleBaseline with the ImageNet MobileNetV2 backbone and a 128-channel head, 256x192 (mobpose's phone model)."""
+    """SimpleBaseline with the ImageNet MobileNetV2 backbone, a 128-channel head, 192x128 input (mobpose's phone
+    model)."""
     return _create("mnv2", **kwargs)
 
 
