@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["IMAGENET_INIT", "MobileNetV2Features", "imagenet_weights", "init_cache_dir", "load_imagenet"]
+__all__ = ["IMAGENET_INIT", "MobileNetV2Features", "first_blocks", "imagenet_weights", "init_cache_dir",
+           "load_imagenet"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ class MobileNetV2Features(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+
+def first_blocks(n: int) -> nn.Sequential:
+    """MobileNetV2's blocks 0..n-1 (torchvision's initialisation; keep them under ``features`` for the ImageNet
+    names): n = 14 ends at stride 16 (96 channels), n = 18 at stride 32 (320 channels)."""
+    return nn.Sequential(*list(MobileNetV2Features().features.children())[:n])
 
 
 def count_macs(input_size: int) -> int:
@@ -181,11 +188,16 @@ def imagenet_weights(source: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def load_imagenet(backbone: MobileNetV2Features, source: str | os.PathLike | None = None) -> None:
-    """Loads the ImageNet weights (:func:`imagenet_weights`) into `backbone`, strictly."""
+def load_imagenet(backbone: nn.Module, source: str | os.PathLike | None = None, blocks: int | None = None) -> None:
+    """Loads the ImageNet weights (:func:`imagenet_weights`) into `backbone`: a MobileNetV2Features, or any module
+    holding MobileNetV2's first `blocks` blocks under ``features`` (torchvision's names), whose other parameters
+    (layers of its own) keep their initialisation. Every ``features.`` tensor of `backbone` must be loaded."""
     from safetensors.torch import load_file
 
     state = load_file(str(imagenet_weights(source)))
+    if blocks is not None:
+        state = {k: v for k, v in state.items() if int(k.split(".")[1]) < blocks}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k.startswith("features.")]
     if missing or unexpected:
         raise ValueError(f"the ImageNet MobileNetV2 weights do not fit: missing {missing}, unexpected {unexpected}")

@@ -163,9 +163,9 @@ class _MobileNetBackbone(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from .mobilenet import MobileNetV2Features
+        from .mobilenet import first_blocks
 
-        self.features = nn.Sequential(*list(MobileNetV2Features().features.children())[:18])
+        self.features = first_blocks(18)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -201,12 +201,9 @@ class PoseResNet(nn.Module):
         """The ImageNet MobileNetV2 weights into the backbone (mobilenetv2 only; mobpose.models.mobilenet)."""
         if self.config.backbone != "mobilenetv2":
             raise ValueError("ImageNet weights can be had offline only for the mobilenetv2 backbone")
-        from .mobilenet import MobileNetV2Features, load_imagenet
+        from .mobilenet import load_imagenet
 
-        full = MobileNetV2Features()
-        load_imagenet(full, source)
-        state = {k: v for k, v in full.state_dict().items() if not k.startswith("features.18.")}
-        self.backbone.load_state_dict(state, strict=True)
+        load_imagenet(self.backbone, source, blocks=18)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.final(self.deconv(self.backbone(images)))

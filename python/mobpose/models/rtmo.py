@@ -141,12 +141,11 @@ class _MobileNetTrunk(nn.Module):
 
     def __init__(self, blocks: int = 18) -> None:
         super().__init__()
-        from .mobilenet import MobileNetV2Features
+        from .mobilenet import first_blocks
 
         if blocks not in (14, 18):
             raise ValueError(f"mnv2_blocks must be 14 or 18, got {blocks}")
-        full = MobileNetV2Features()
-        self.features = nn.Sequential(*list(full.features.children())[:blocks])
+        self.features = first_blocks(blocks)
         self.blocks = blocks
         if blocks == 14:
             self.down32 = nn.Sequential(_conv_bn(96, 96, 3, 2, groups=96), _conv_bn(96, 192, 1), _dw_sep(192))
@@ -326,16 +325,9 @@ class RTMO(nn.Module):
         """The ImageNet MobileNetV2 weights into the backbone (mobilenetv2 only; mobpose.models.mobilenet)."""
         if self.config.backbone != "mobilenetv2":
             raise ValueError(f"no ImageNet weights for the {self.config.backbone!r} backbone (only mobilenetv2)")
-        from .mobilenet import MobileNetV2Features, load_imagenet
+        from .mobilenet import load_imagenet
 
-        full = MobileNetV2Features()
-        load_imagenet(full, source)
-        keep = {f"features.{i}." for i in range(self.config.mnv2_blocks)}
-        state = {k: v for k, v in full.state_dict().items() if any(k.startswith(p) for p in keep)}
-        missing, unexpected = self.backbone.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("down32.") for k in missing):
-            raise ValueError(f"the ImageNet weights do not fit the backbone: missing {missing}, "
-                             f"unexpected {unexpected}")
+        load_imagenet(self.backbone, source, blocks=self.config.mnv2_blocks)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         cls, reg = self.cls_branch(x), self.reg_branch(x)
