@@ -147,3 +147,20 @@ def test_training_runs_and_resumes(tmp_path):
 
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["epoch"] == 2 and "lspet_pck" in log[-1] and log[-1]["step"] == 4
+
+
+@pytest.mark.skipif(not HAVE_LSPET, reason="LSPET is not in ../shared/data")
+def test_people_table_has_every_row(tmp_path):
+    """The multi-person table on two val images per kind, with the test models (figures meaningless, rows real)."""
+    from mobpose.export.golden import seeded_test_model
+    from mobpose.train.people_eval import evaluate_people_table, format_people_table
+
+    report = evaluate_people_table(seeded_test_model("rtmo_test"), poseresnet=create_model("poseresnet_test"),
+                                   count=2, size=64)
+    rows = report["rows"]
+    assert set(rows) == {"RTMO", "control: the whole image", "PoseResNet, labelled boxes", "PoseResNet, RTMO's boxes",
+                         "control: average pose in the labelled boxes"}
+    for r in rows.values():
+        assert 0 <= r["all"]["ap"] <= 1 and r["all"]["people"] >= 2
+    assert 0 <= rows["RTMO"]["all"]["recall"] <= rows["RTMO"]["all"]["recall_any"] <= 1
+    assert "| RTMO |" in format_people_table(report)

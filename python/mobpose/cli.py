@@ -248,6 +248,21 @@ def _add_eval(sub) -> None:
     lspet.add_argument("--peer", action="append", default=[], metavar="NAME=FILE",
                        help="another system's predictions on the same rows and boxes (npz: rows, boxes, pixels; "
                             "e.g. from scripts/peer_mediapipe_lspet.py), scored beside the IPEM; repeatable")
+    ppl = which.add_parser("people", help="multi-person 2D on fixed LSPET val mosaics and pastes (never trained on): "
+                                          "RTMO's person recall at IoU 0.5 and AP (OKS), PoseResNet's AP with the "
+                                          "labelled boxes and with RTMO's, beside controls")
+    ppl.add_argument("--rtmo", default="rtmo-mnv2", help="RTMO: a shipped name or checkpoint (default rtmo-mnv2)")
+    ppl.add_argument("--poseresnet", default=None, help="also a PoseResNet checkpoint (top-down rows)")
+    ppl.add_argument("--count", type=int, default=200, help="mosaics and as many pastes (default 200 each)")
+    ppl.add_argument("--size", type=int, default=320, help="image side in pixels (default 320, RTMO's input)")
+    ppl.add_argument("--threshold", type=float, default=0.3, help="RTMO's score threshold for recall (default 0.3)")
+    ppl.add_argument("--json", default=None, help="also write the report as JSON here")
+    pr = which.add_parser("poseresnet", help="a PoseResNet's 2D accuracy on LSPET val photos, box given: PCK@0.2 "
+                                             "(torso) beside the average pose in the box")
+    pr.add_argument("checkpoint", help="a PoseResNet checkpoint")
+    pr.add_argument("--peer-out", default=None,
+                    help="also write its predictions as a peer file for 'mobpose eval lspet --peer poseresnet=FILE'")
+    pr.add_argument("--json", default=None, help="also write the report as JSON here")
     lifter = which.add_parser("lifter", help="a lifter on CMU-17 with ground-truth and noisy 2D")
     lifter.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train lifter'")
     lifter.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
@@ -430,7 +445,39 @@ def _eval_lspet(args) -> int:
     return 0
 
 
+def _eval_people(args) -> int:
+    from .train.people_eval import evaluate_people_table, format_people_table
+    from .train.poseresnet_stage import evaluate_lspet
+
+    if args.what == "poseresnet":
+        import numpy as np
+
+        from .lspet import format_report
+
+        r = evaluate_lspet(args.checkpoint, progress=True)
+        if args.peer_out:
+            np.savez(args.peer_out, rows=r["rows"], boxes=r["boxes"], pixels=r["pixels"])
+            print(f"wrote {args.peer_out}")
+        report = {"model": str(args.checkpoint), "backend": "torch",
+                  "rows": [int(r["rows"][0]), int(r["rows"][-1]), len(r["rows"])], "ipem": r["model"],
+                  "control": r["control"], "found": None, "peers": {}}
+        print(format_report(report).replace("| IPEM |", "| PoseResNet |"))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({k: v for k, v in report.items()}, f, indent=1)
+        return 0
+    report = evaluate_people_table(args.rtmo, poseresnet=args.poseresnet, count=args.count, size=args.size,
+                                   threshold=args.threshold, progress=True)
+    print(format_people_table(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
 def _eval(args) -> int:
+    if args.what in ("people", "poseresnet"):
+        return _eval_people(args)
     if args.what == "lspet":
         return _eval_lspet(args)
     if args.what in ("ipem", "photos"):
