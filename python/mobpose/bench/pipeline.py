@@ -5,7 +5,8 @@ rendered person walking), decoded in memory before timing, resized to --size pix
 --frames; no data set is needed. Each backend (torch = PyTorch eager,
 the reference; tflite; native) and thread count runs `mobpose.Pipeline.update` on every frame: crop,
 IPEM network and soft-argmax, decoding, causal PRM, tracking. One JSON line per (backend, threads):
-median / p90 ms per frame end to end, frames per second (1000 / mean ms), the median of each stage,
+median / p90 ms per frame end to end, frames per second (1000 / mean ms), the median of each stage (``search``
+holds the people finder's detections, every --finder-every frames),
 and the ratio to torch with the same threads in the same run. Backends take turns in blocks of
 --block frames so that drifts of the machine's load reach all alike.
 
@@ -39,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", default=None, help="the clip to time (default: the shipped demo clip)")
     p.add_argument("--clip", type=int, default=60, help="frames of the video to use (looped)")
     p.add_argument("--size", type=int, default=640, help="frame side in pixels (0: the video's own size)")
+    p.add_argument("--finder", default="auto",
+                   help="the people finder (mobpose.Pipeline's finder: 'auto' = the shipped RTMO when installed, "
+                        "'none' = the box tracker alone, a name or checkpoint)")
+    p.add_argument("--finder-every", type=int, default=5, help="frames between the finder's detections (default 5)")
     p.add_argument("--stream", type=int, default=0, help="also run N frames for memory (e.g. 10000)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
         if "torch" in backends:
             import torch
         put({"case": "setup", "video": clip_name, "model": args.model, "prm": args.prm, "backends": backends,
+             "finder": args.finder, "finder_every": args.finder_every,
              "skipped": skipped,
              "threads": threads, "frames": args.frames, "warmup": args.warmup, "block": args.block,
              "frame_size": list(frames.shape[1:3]), "clip": len(frames), "machine": platform.machine(),
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
              "torch": None if torch is None else torch.__version__})
         results = {}
         for n in threads:
-            pipes = {b: Pipeline(args.model, prm=args.prm, backend=b, threads=n) for b in backends}
+            pipes = {b: Pipeline(args.model, prm=args.prm, backend=b, threads=n, finder=args.finder,
+                                 finder_every=args.finder_every) for b in backends}
             times = {b: [] for b in backends}
             stages = {b: {s: [] for s in STAGES} for b in backends}
             counter = dict.fromkeys(backends, 0)
@@ -135,7 +142,8 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
              "fps": {f"{b}/{n}t": round(1000.0 / t.mean_ms, 1) for (b, n), t in results.items()}})
         if args.stream:
             b, n = fastest
-            pipe = Pipeline(args.model, prm=args.prm, backend=b, threads=n)
+            pipe = Pipeline(args.model, prm=args.prm, backend=b, threads=n, finder=args.finder,
+                            finder_every=args.finder_every)
             marks, t0 = {}, time.perf_counter()
             for i in range(args.stream):
                 pipe.update(frames[i % len(frames)])
