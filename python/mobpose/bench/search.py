@@ -1,4 +1,5 @@
-"""The person search without a box: IPEM runs and milliseconds per frame, on streams and single images.
+"""The person search without a box (the window search: finder "none"): IPEM runs and milliseconds per frame, on
+streams and single images; and on LSPET val photos its 2D accuracy beside the people finder's (RTMO).
 
 Streams (`mobpose.Pipeline`, the default search_budget, after one untimed frame for the engines' first
 call): the shipped demo clip, a real photo repeated
@@ -9,7 +10,8 @@ re-initialisations. Single images (`mobpose.infer` on each, searched at once): s
 how many were found. With --pck N: on N LSPET val photos (every (1000 // N)-th from row 9000) the 2D
 PCK@0.2 (of the torso: shoulder to opposite hip, the larger; LSP's 14 joints, neck as thorax) of the
 whole search, of a bounded one (--pck-budget IPEM runs, one frame) and of the trivial control (the whole
-photo as the box, no search). One JSON line per case.
+photo as the box, no search), and of the people finder (RTMO, --finder) when there is one; with each, the share of
+photos whose crop box lies on the labelled person (IoU >= 0.5 with LSPET's person box). One JSON line per case.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=100, help="frames of each still stream")
     p.add_argument("--pck", type=int, default=0, help="also the 2D PCK@0.2 on N LSPET val photos (e.g. 100)")
     p.add_argument("--pck-budget", type=int, default=4, help="IPEM runs of the bounded search in the PCK case")
+    p.add_argument("--finder", default="auto",
+                   help="the PCK case's people finder row ('auto': the shipped RTMO when installed; 'none': no row)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 
 
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
             streams[f"still photo {still} x{args.repeat}"] = [load_image(folder / still)] * args.repeat
         streams[f"blank 640x480 x{args.repeat}"] = [np.full((480, 640, 3), 128, np.uint8)] * args.repeat
         for name, frames in streams.items():
-            with Pipeline(backend=args.backend, threads=args.threads) as pipe:
+            with Pipeline(backend=args.backend, threads=args.threads, finder="none") as pipe:
                 pipe.update(frames[0])  # the engines' first call (XNNPACK's set-up) is not the search's
                 pipe.reset()
                 poses = [pipe.update(f) for f in frames]
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
             for n in picked:
                 img = load_image(folder / n)
                 t0 = time.perf_counter()
-                res = infer(img, backend=args.backend, threads=args.threads)
+                res = infer(img, backend=args.backend, threads=args.threads, finder="none")
                 secs.append(time.perf_counter() - t0)
                 found.append(bool(res.found[0]))
             put({"case": "single images", "folder": str(folder), "photos": picked, "threads": args.threads,
@@ -124,22 +128,37 @@ def _pck(args: argparse.Namespace, folder: Path, labels: Path, put) -> None:
     h36 = list(H36M_17.joint_names)
     pairs = [(h36.index(n), names.index(n)) for n in names if n in h36] + [(h36.index("thorax"), names.index("neck"))]
     rows = list(range(9000, 10000, max(1, 1000 // args.pck)))[: args.pck]
+    from ..lspet import person_box
+    from ..oks import box_iou
+    from ..runtime.pipeline import resolve_finder
+
     cases = {"whole search": {"search_budget": None}, f"bounded search ({args.pck_budget} IPEM runs)":
              {"search_budget": args.pck_budget}, "control: the whole photo as the box": {"whole": True}}
+    finder = resolve_finder(args.finder)
+    if finder is not None:
+        cases = {f"people finder ({finder})": {"finder": finder}, **cases}
     for case, kw in cases.items():
-        scores, found, secs = [], [], []
+        scores, found, secs, hits = [], [], [], []
         for r in rows:
             img = load_image(folder / files[r])
             t0 = time.perf_counter()
             if kw.get("whole"):
-                res = infer(img, bbox=(0, 0, img.shape[1], img.shape[0]), backend=args.backend, threads=args.threads)
+                res = infer(img, bbox=(0, 0, img.shape[1], img.shape[0]), backend=args.backend, threads=args.threads,
+                            finder="none")
+            elif "finder" in kw:
+                res = infer(img, backend=args.backend, threads=args.threads, finder=kw["finder"])
             else:
-                res = infer(img, backend=args.backend, threads=args.threads, search_budget=kw["search_budget"])
+                res = infer(img, backend=args.backend, threads=args.threads, search_budget=kw["search_budget"],
+                            finder="none")
             secs.append(time.perf_counter() - t0)
             score = _torso_pck(res.joints_2d[0], joints[r], names, pairs)
             if score is not None:
                 scores.append(score)
             found.append(bool(res.found[0]))
+            pb, rb = person_box(joints[r]), res.boxes[0].astype(np.float64)
+            iou = box_iou(np.array([[*rb[:2], *(rb[:2] + rb[2:])]]), np.array([[*pb[:2], *(pb[:2] + pb[2:])]]))
+            hits.append(float(iou[0, 0]) >= 0.5)
         put({"case": "lspet pck", "search": case, "photos": len(rows), "scored": len(scores),
              "pck_0.2_torso": round(float(np.mean(scores)), 4), "found_fraction": round(float(np.mean(found)), 3),
+             "box_on_the_person": round(float(np.mean(hits)), 3),
              "seconds_median": round(float(np.median(secs)), 3), "rows": [rows[0], rows[-1], len(rows)]})
