@@ -9,7 +9,8 @@ Three kinds of image, each a square of `size` pixels with every person's H36M-17
   blended in through a feathered ellipse) and pasted at log-uniform heights of 8-90 % of the image onto an
   engine background (:func:`mobpose.data.synthetic.appearance.background`), each placement tried up to 10
   times to keep its box's IoU with earlier boxes below 0.3; a joint a later paste covers is no longer
-  visible.
+  visible, and a person whose box later pastes cover by more than half (:data:`HIDDEN`) is no longer a label
+  (it cannot be seen: a small person under a large later cut-out).
 - ``render``: :func:`mobpose.data.synthetic.scene.make_scene` with 2-6 CMU poses, letterboxed into the square
   (needs the CMU data; its joints are complete, visibility from the depth buffer).
 
@@ -43,6 +44,7 @@ __all__ = ["KINDS", "PeopleConfig", "PeopleDataset", "collate_people", "compose"
 
 KINDS = ("mosaic", "paste", "render")
 J = H36M_17.num_joints
+HIDDEN = 0.5  # a pasted person whose box later pastes cover by more than this share is dropped from the labels
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _paste(rng: np.random.Generator, src: _LSPET, rows: np.ndarray, size: int, m
     n = int(rng.integers(1, min(8, max_people) + 1)) if count is None else int(count)
     img = _background(rng, size)
     people: list = []
+    hidden: list[np.ndarray] = []  # per person, the pixels of its box that later pastes cover
     for _ in range(n):
         row = int(rows[rng.integers(len(rows))])
         photo = src.photo(row).astype(np.float32) / 255.0
@@ -214,13 +217,18 @@ def _paste(rng: np.random.Generator, src: _LSPET, rows: np.ndarray, size: int, m
                 break
         else:
             continue
-        cover = _place(img, patch, _feather(ph, pw), x, y)
-        for pxy, plab, _ in people:  # joints under the new paste are hidden
+        cover = _place(img, patch, _feather(ph, pw), x, y) >= 0.5
+        for (pxy, plab, pb), hid in zip(people, hidden, strict=True):  # what the new paste covers is hidden
             u = np.clip(np.round(pxy).astype(int), 0, size - 1)
-            plab &= cover[u[:, 1], u[:, 0]] < 0.5
+            plab &= ~cover[u[:, 1], u[:, 0]]
+            x0, y0, x1, y1 = (int(round(v)) for v in pb)
+            hid |= cover[y0:y1, x0:x1]
         b = np.clip(b, 0, size).astype(np.float32)
         people.append((xy + [x, y], lab, b))
-    return img, people
+        x0, y0, x1, y1 = (int(round(v)) for v in b)
+        hidden.append(np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), bool))
+    # a person whose box later pastes cover by more than HIDDEN is no longer in the picture: not a label
+    return img, [p for p, hid in zip(people, hidden, strict=True) if not hid.size or hid.mean() <= HIDDEN]
 
 
 def _render(rng: np.random.Generator, poses: np.ndarray, size: int, max_people: int) -> tuple[np.ndarray, list]:
