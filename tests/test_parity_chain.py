@@ -9,7 +9,8 @@ graph, joints and confidence), the PRM
 (causal and centred), the VideoPose3D lifter (no C++ path: the C++ core has no lifter) and the
 streaming step in one graph (IPEM + decoding + causal PRM; its C++ parts are the IPEM's and PRM's), and RTMO's
 dense graph (the CSPDarknet test variant and the MobileNetV2 backbone at a 64-pixel input; no C++ path: its
-post-processing is numpy, checked against PyTorch in tests/test_rtmo.py).
+post-processing is numpy, checked against PyTorch in tests/test_rtmo.py), and PoseResNet's heatmaps (the test
+variant: transposed convolutions on the GPU).
 
 The GPU stages need a Vulkan device (scripts/install_lavapipe.sh); they skip without one unless
 MOBPOSE_REQUIRE_GPU=1 (CI), which turns a missing engine into a failure.
@@ -29,11 +30,11 @@ from tolerances import CHAIN, MEASURED, assert_chain
 pytest.importorskip("litert_torch")
 
 from mobpose.export.check import check_gpu_compat  # noqa: E402
-from mobpose.export.forms import IPEMGpu, LifterGpu, PRMGpu, RTMOGpu, StepGpu  # noqa: E402
+from mobpose.export.forms import IPEMGpu, LifterGpu, PoseResNetGpu, PRMGpu, RTMOGpu, StepGpu  # noqa: E402
 from mobpose.export.runtime import gpu_engine_problem, run_cpu, run_gpu  # noqa: E402
 from mobpose.export.tflite import convert_module  # noqa: E402
 
-FAMILIES = ("ipem", "ipem_mnv2", "prm_causal", "prm_centred", "lifter", "step", "rtmo", "rtmo_mnv2")
+FAMILIES = ("ipem", "ipem_mnv2", "prm_causal", "prm_centred", "lifter", "step", "rtmo", "rtmo_mnv2", "poseresnet")
 
 
 def _ipem_model(family: str = "ipem"):
@@ -85,6 +86,14 @@ def _build(family: str, rng: np.random.Generator):
             refined = prm(torch.cat([torch.from_numpy(past), rel[:, None]], 1))[0, -1]
         ref = {"refined": refined.numpy(), "pose": rel.numpy()}
         return (ipem, prm), StepGpu(ipem, prm, max_logit=500.0), {"image": img, "frame": frame, "past": past}, ref
+    if family == "poseresnet":
+        from mobpose.models.convnextpose import normalize_images
+
+        m = seeded_test_model("poseresnet_test")
+        img = rng.integers(0, 256, (1, 96, 64, 3)).astype(np.float32)
+        with torch.no_grad():
+            out = m(normalize_images(torch.from_numpy(img).to(torch.uint8)))
+        return m, PoseResNetGpu(m), {"image": img}, {"output_0": out.numpy()}
     if family.startswith("rtmo"):
         from mobpose.models.convnextpose import normalize_images
 

@@ -509,7 +509,8 @@ def export_runtime_files(names: tuple[str, ...] | list[str] = RUNTIME_MODELS, *,
     """Exports the TFLite files of shipped models from their shipped safetensors and records them in the
     manifest (each entry's ``tflite``): an IPEM as :func:`mobpose.export.export_runtime_ipem` (signatures
     ``ipem`` and ``heatmaps``, float16 weights: the shipped IPEM weights are float16), a PRM as
-    :func:`mobpose.export.export_tflite` (float32, as the C++ PRM reads it). Needs the export extra.
+    :func:`mobpose.export.export_tflite` (float32, as the C++ PRM reads it), RTMO as its dense graph with float16
+    weights. Needs the export extra.
 
     Args:
         names: manifest names (default: RUNTIME_MODELS).
@@ -524,6 +525,7 @@ def export_runtime_files(names: tuple[str, ...] | list[str] = RUNTIME_MODELS, *,
     from .export.tflite import export_runtime_ipem, export_tflite
     from .models.convnextpose import ConvNeXtPose
     from .models.prm import PRM
+    from .models.rtmo import RTMO
 
     folder = Path(weights_dir)
     target = Path(out_dir) if out_dir is not None else folder
@@ -540,8 +542,12 @@ def export_runtime_files(names: tuple[str, ...] | list[str] = RUNTIME_MODELS, *,
             elif isinstance(model, PRM):
                 info = export_tflite(model, tmp)
                 info["signatures"] = [info["signature"]]
+            elif isinstance(model, RTMO):  # its dense graph, float16 weights as shipped (the DCC stays in numpy)
+                info = export_tflite(model, tmp, fp16=True)
+                info["signatures"] = [info["signature"]]
             else:
-                raise ValueError(f"{name}: only IPEM and PRM models have runtime TFLite files, not {entry['model']}")
+                raise ValueError(f"{name}: only IPEM, PRM and RTMO models have runtime TFLite files, not "
+                                 f"{entry['model']}")
             path = target / f"{name}.tflite"
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)

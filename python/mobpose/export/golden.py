@@ -25,9 +25,9 @@ __all__ = ["CHAIN_CASES", "TEST_CASES", "golden_inputs", "make_golden", "referen
 
 TEST_CASES = ("ipem_test", "prm_test_causal", "prm_test_centred", "lifter_test")
 """The test-variant cases; shipped models are cases named after them (e.g. 'videopose3d-27')."""
-CHAIN_CASES = TEST_CASES + ("ipem_mnv2_test", "rtmo_test", "rtmo_mnv2_test")
-"""Also the MobileNetV2 IPEM and the two RTMO backbones at test size: in the parity chain, not in the golden
-fixtures (the MobileNetV2 ones' 2+ M parameters would make large files)."""
+CHAIN_CASES = TEST_CASES + ("ipem_mnv2_test", "rtmo_test", "rtmo_mnv2_test", "poseresnet_test")
+"""Also the MobileNetV2 IPEM, the two RTMO backbones and PoseResNet at test size: in the parity chain, not in the
+golden fixtures (the MobileNetV2 ones' 2+ M parameters would make large files)."""
 
 
 def seeded_test_model(case: str) -> torch.nn.Module:
@@ -74,6 +74,17 @@ def seeded_test_model(case: str) -> torch.nn.Module:
                     mod.running_var.uniform_(0.5, 2.0)
                     mod.weight.uniform_(0.5, 1.5)
                     mod.bias.normal_(0, 0.1)
+        return m
+    if case == "poseresnet_test":
+        torch.manual_seed(4)
+        m = create_model("poseresnet_test").eval()
+        with torch.no_grad():  # trained-like statistics and a head far from its 0.001-std start
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.running_mean.normal_(0, 0.1)
+                    mod.running_var.uniform_(0.5, 2.0)
+                elif isinstance(mod, torch.nn.ConvTranspose2d | torch.nn.Conv2d) and mod.weight.std() < 0.01:
+                    mod.weight.normal_(0, 1.0 / mod.weight[0].numel() ** 0.5)
         return m
     raise ValueError(f"unknown test case {case!r}; known: {', '.join(CHAIN_CASES)}")
 
