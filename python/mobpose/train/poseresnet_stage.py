@@ -22,9 +22,14 @@ import torch
 from ..models import create_model
 from .loop import TrainConfig, fit
 
-__all__ = ["evaluate_lspet", "evaluate_people", "heatmap_loss", "train_poseresnet"]
+__all__ = ["collate_stack", "evaluate_lspet", "evaluate_people", "heatmap_loss", "train_poseresnet"]
 
 logger = logging.getLogger(__name__)
+
+
+def collate_stack(items: list[dict]) -> dict[str, torch.Tensor]:
+    """Stacks items key by key (a module-level function: data-loader processes pickle it)."""
+    return {k: torch.stack([i[k] for i in items]) for k in items[0]}
 
 
 def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -124,9 +129,6 @@ def train_poseresnet(out_dir: str, *, model_name: str = "poseresnet_mnv2", model
     dataset = TopDownLSPET(samples_per_epoch, (c.input_height, c.input_width), c.heatmap_size, sigma=c.sigma,
                            seed=seed)
 
-    def collate(items):
-        return {k: torch.stack([i[k] for i in items]) for k in items[0]}
-
     def loss_fn(net, batch):
         return heatmap_loss(net(batch["image"]), batch["target"], batch["weight"])
 
@@ -136,7 +138,7 @@ def train_poseresnet(out_dir: str, *, model_name: str = "poseresnet_mnv2", model
                 "one_minus_pck": 1.0 - r["model"]["pck"]}
 
     cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(c).items()}
-    return fit(model, model_name=model_name, model_config=cfg, dataset=dataset, collate=collate, loss_fn=loss_fn,
+    return fit(model, model_name=model_name, model_config=cfg, dataset=dataset, collate=collate_stack, loss_fn=loss_fn,
                config=train, out_dir=out_dir, validate=validate if eval_count else None,
                best_metric="one_minus_pck" if eval_count else None, progress=progress,
                run_info={"stage": "poseresnet", "data": "LSPET train rows 0-8999",
