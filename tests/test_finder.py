@@ -84,7 +84,7 @@ def test_nobody_found_then_somebody():
     assert det.calls == 3
 
 
-def test_the_person_is_lost_after_patience_detections_without_a_match():
+def test_the_person_is_lost_after_patience_frames_without_a_match():
     det = Script(_people(SMALL), _people(BIG), _people(BIG), _people(BIG))
     f = DetectorFinder(det, every=1, patience=2, expand=1.0, smoothing=0.0)
     f.first((300, 200))
@@ -93,12 +93,44 @@ def test_the_person_is_lost_after_patience_detections_without_a_match():
     box = f.observe(IMG)  # the small person is gone; the big one does not continue them: a miss, box kept
     np.testing.assert_allclose(box, [10, 10, 30, 80], atol=1e-4)
     f.next(*_pose_of(box), present=True)
-    assert f.observe(IMG) is None  # the second miss: lost
-    np.testing.assert_allclose(f.observe(IMG), [150, 20, 100, 170])  # and the most prominent is taken again
+    box = f.observe(IMG)  # the second frame without a match: still within patience
+    np.testing.assert_allclose(box, [10, 10, 30, 80], atol=1e-4)
+    f.next(*_pose_of(box), present=True)
+    np.testing.assert_allclose(f.observe(IMG), [150, 20, 100, 170])  # the third: lost, the most prominent taken
+
+
+def test_a_low_score_detection_continues_the_person_but_does_not_start_one():
+    det = Script(_people(BIG, scores=[0.2]), _people(SMALL, BIG, scores=[0.9, 0.2]))
+    f = DetectorFinder(det, every=1, expand=1.0, smoothing=0.0)
+    f.first((300, 200))
+    assert f.observe(IMG) is None  # 0.2 < take_score: nobody taken
+    det2 = Script(_people(BIG), _people(BIG, scores=[0.15]))
+    g = DetectorFinder(det2, every=1, expand=1.0, smoothing=0.0)
+    g.first((300, 200))
+    box = g.observe(IMG)
+    g.next(*_pose_of(box), present=True)
+    np.testing.assert_allclose(g.observe(IMG), [150, 20, 100, 170])  # 0.15 >= keep_score continues them
+    assert g._unmatched == 0
+
+
+def test_a_walking_person_is_matched_by_their_velocity():
+    """A person moving 20 px a frame, missed by the detector for a frame: the last detected box no longer
+    overlaps the next detection, the box moved on by the person's velocity does."""
+    boxes = [(10 + 20 * k, 50, 70 + 20 * k, 130) for k in range(6)]
+    frames = [_people(b) for b in boxes[:4]] + [_people(), _people(boxes[5])]
+    f = DetectorFinder(Script(*frames), every=1, expand=1.0, smoothing=0.0, min_match=0.3)
+    f.first((300, 200))
+    for _ in range(5):  # no pose: the boxes alone (PoseTracker.next is not called)
+        f.observe(IMG)
+    assert f._velocity[0] == pytest.approx(17.5)  # steps of 20 px, smoothed from 0: 10, 15, 17.5
+    assert f._unmatched == 1
+    box = f.observe(IMG)
+    assert f._unmatched == 0  # matched through the predicted box
+    np.testing.assert_allclose(box, [110, 50, 60, 80])
 
 
 def test_bad_settings():
-    for kw in ({"every": 0}, {"min_match": 1.5}, {"patience": 0}):
+    for kw in ({"every": 0}, {"min_match": 1.5}, {"patience": 0}, {"keep_score": 0.5, "take_score": 0.3}):
         with pytest.raises(ValueError):
             DetectorFinder(Script(_people()), **kw)
     with pytest.raises(TypeError, match="callable"):

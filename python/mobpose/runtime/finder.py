@@ -5,15 +5,17 @@ them with the pose tracker between detections.
 (``sees_image``): the pipeline calls :meth:`DetectorFinder.observe` with each frame before cropping it.
 
 - The detector runs on the first frame, then every `every` frames, and on every frame while nobody is tracked.
-- Nobody tracked (the start of a stream without a box, or the person lost): the most prominent person is taken,
-  the largest score x sqrt(box area) (a near, sure person before a far, unsure one).
-- Somebody tracked: each detection is scored by how well it continues them: (IoU of its box with the tracked box
-  (the larger of the IoUs with the pose-tracked box and with the person's last detected box) + OKS of its
-  keypoints against the tracked 2D pose) / 2, both in [0, 1]; the best one scoring at least
-  `min_match` becomes the tracked box (the detector's box is the person's, as the IPEM's training crops were made
-  from: the labelled joints' box x1.15). No detection matches: the tracked box stays (a short occlusion);
-  after `patience` detection frames in a row without a match the person is lost, and the next frame takes the
-  most prominent person again.
+- Nobody tracked (the start of a stream without a box, or the person lost): the most prominent person whose score
+  reaches `take_score` is taken, the largest score x sqrt(box area) (a near, sure person before a far, unsure
+  one).
+- Somebody tracked: each detection whose score reaches `keep_score` (lower: a person half hidden behind another
+  scores lower, ByteTrack's second threshold) is scored by how well it continues them: (IoU of its box with the
+  tracked box (the largest of the IoUs with the pose-tracked box, the last detected box and that box moved on by
+  the person's velocity) + OKS of its keypoints against the tracked 2D pose) / 2, both in [0, 1]; the best one
+  scoring at least `min_match` becomes the tracked box (the detector's box is the person's, as the IPEM's training
+  crops were made from: the labelled joints' box x1.15). No detection matches: the box follows the pose (a
+  short occlusion); after `patience` frames without a match the person is lost, and the most prominent person is
+  taken again.
 - Between detection frames the box follows the pose (PoseTracker.next: the joints' box, expanded, smoothed).
 
 A box given by the user (``bbox``) is the tracked person of the first frame: the detector then keeps *that*
@@ -57,12 +59,16 @@ class DetectorFinder(PoseTracker):
 
     Args:
         detector: what :class:`~mobpose.runtime.people.PeopleDetector` takes as ``model`` (a shipped name, an RTMO
-            checkpoint path or module), or any callable image -> :class:`~mobpose.runtime.people.People` (a
-            PeopleDetector, another detector).
+            checkpoint path or module; built here with score threshold `keep_score`), or any callable image ->
+            :class:`~mobpose.runtime.people.People` (a PeopleDetector, another detector).
         bbox: the person's box (x, y, w, h) in the first frame, or None for the most prominent person.
         every: frames between detections while somebody is tracked (1: every frame).
         min_match: the least continuation score for a detection to be the tracked person.
-        patience: detection frames in a row without a match before the person is lost.
+        patience: frames in a row without a matching detection before the person is lost (the box meanwhile
+            follows the pose, and the next detections may still find them).
+        take_score: the least person score to start tracking someone (the most prominent of them).
+        keep_score: the least person score to continue the tracked person (lower than `take_score`: a person
+            half hidden behind another scores lower and is still the same person; ByteTrack's two thresholds).
         backend, threads: the detector's, when it is built here.
         **tracker: PoseTracker's settings for the frames between detections (expand, smoothing, ...).
     """
@@ -70,34 +76,44 @@ class DetectorFinder(PoseTracker):
     sees_image = True
 
     def __init__(self, detector: Any = "rtmo-mnv2", *, bbox=None, every: int = 5, min_match: float = 0.3,
-                 patience: int = 2, backend: str = "auto", threads: int = 1, **tracker) -> None:
+                 patience: int = 30, take_score: float = 0.3, keep_score: float = 0.1, backend: str = "auto",
+                 threads: int = 1, **tracker) -> None:
         super().__init__(bbox, **tracker)
         if isinstance(every, bool) or int(every) < 1:
             raise ValueError(f"every must be >= 1 frame, got {every!r}")
         if not 0.0 <= min_match <= 1.0:
             raise ValueError(f"min_match must be in [0, 1], got {min_match}")
         if isinstance(patience, bool) or int(patience) < 1:
-            raise ValueError(f"patience must be >= 1, got {patience!r}")
+            raise ValueError(f"patience must be >= 1 frame, got {patience!r}")
+        if not 0.0 <= keep_score <= take_score <= 1.0:
+            raise ValueError(f"need 0 <= keep_score <= take_score <= 1, got {keep_score}, {take_score}")
         from .people import PeopleDetector
 
         model_like = isinstance(detector, str) or hasattr(detector, "__fspath__") or hasattr(detector, "state_dict")
-        self.detector = PeopleDetector(detector, backend=backend, threads=threads) if model_like else detector
+        self.detector = (PeopleDetector(detector, backend=backend, threads=threads, score_threshold=keep_score)
+                         if model_like else detector)
         if not callable(self.detector):
             raise TypeError(f"detector must be a model (name, path, module) or callable image -> People, "
                             f"got {type(detector).__name__}")
         self.every, self.min_match, self.detect_patience = int(every), float(min_match), int(patience)
+        self.take_score, self.keep_score = float(take_score), float(keep_score)
         self.tracking = False
         self.detections = 0  # detector runs since the stream started
         self._since = 0  # frames since the last detection
-        self._misses = 0
+        self._unmatched = 0  # frames since the last matching detection
         self._pose: np.ndarray | None = None
         self._detected: np.ndarray | None = None  # the person's last detected box
+        self._velocity = np.zeros(2)  # of the detected box's centre, pixels a frame
         self.last_people = None
 
     def reset(self) -> None:
         super().reset()
-        self.tracking, self.detections, self._since, self._misses, self._pose = False, 0, 0, 0, None
-        self.last_people, self._detected = None, None
+        self._lose()
+        self.detections, self._since, self.last_people = 0, 0, None
+
+    def _lose(self) -> None:
+        self.tracking, self._unmatched, self._pose, self._detected = False, 0, None, None
+        self._velocity = np.zeros(2)
 
     def first(self, image_size: tuple[int, int]) -> np.ndarray:
         box = super().first(image_size)
@@ -115,9 +131,23 @@ class DetectorFinder(PoseTracker):
         tracked (the detector found no one)."""
         due = not self.tracking or self._since >= self.every
         self._since += 1
+        if self.tracking:
+            self._unmatched += 1
         if due:
             self._detect(image)
+        if self.tracking and self._unmatched > self.detect_patience:
+            logger.debug("finder: no detection matched the person for %d frames: lost", self._unmatched - 1)
+            self._lose()
+            self._detect(image)
         return self.box.copy() if self.tracking and self.box is not None else None
+
+    def _predicted(self) -> np.ndarray | None:
+        """The last detected box moved on by its velocity to this frame."""
+        if self._detected is None:
+            return None
+        b = self._detected.copy()
+        b[:2] += self._velocity * self._unmatched
+        return b
 
     def _detect(self, image: np.ndarray) -> None:
         people = self.detector(image)
@@ -125,44 +155,39 @@ class DetectorFinder(PoseTracker):
         self._since = 1
         self.last_people = people
         if not len(people):
-            self._miss()
             return
         xywh = people.xywh()
         if not self.tracking:
-            best = int(np.argmax(prominence(people)))
+            sure = np.flatnonzero(people.scores >= self.take_score)
+            if not len(sure):
+                return
+            best = int(sure[np.argmax(prominence(people)[sure])])
             self._take(xywh[best])
             logger.debug("finder: took person %s (score %.2f) of %d", np.round(xywh[best]).tolist(),
                          people.scores[best], len(people))
             return
         from ..oks import box_iou
 
-        refs = [self.box] + ([self._detected] if self._detected is not None else [])
+        refs = [r for r in (self.box, self._detected, self._predicted()) if r is not None]
         score = box_iou(people.boxes, np.stack([np.concatenate([r[:2], r[:2] + r[2:]]) for r in refs])).max(1)
         if self._pose is not None:
             score = (score + _oks(people.keypoints, self._pose, self.box)) / 2
         best = int(np.argmax(score))
         if score[best] >= self.min_match:
-            self._misses = 0
             self._take(xywh[best], keep_motion=True)
-        else:
-            self._miss()
 
     def _take(self, box: np.ndarray, keep_motion: bool = False) -> None:
         box = check_box(box, self.image_size)
-        self._detected = box.copy()
-        if keep_motion:  # the same person: the tracker's statistics go on
+        if keep_motion and self._detected is not None:  # the same person: their velocity, smoothed
+            step = ((box[:2] + box[2:] / 2) - (self._detected[:2] + self._detected[2:] / 2)) / max(self._unmatched, 1)
+            self._velocity = 0.5 * self._velocity + 0.5 * step
+        if keep_motion:  # the tracker's statistics go on
             self.box = box
         else:
             super().found(box)
+            self._velocity = np.zeros(2)
+        self._detected, self._unmatched = box.copy(), 0
         self.tracking = True
-
-    def _miss(self) -> None:
-        if not self.tracking:
-            return
-        self._misses += 1
-        if self._misses >= self.detect_patience:
-            logger.debug("finder: the person matched no detection %d times: lost", self._misses)
-            self.tracking, self._misses, self._pose, self._detected = False, 0, None, None
 
     def next(self, pixels: np.ndarray, confidence: np.ndarray, present: bool | None = None) -> np.ndarray:
         """The next frame's box from this frame's pose (PoseTracker.next) while somebody is tracked."""
@@ -172,5 +197,6 @@ class DetectorFinder(PoseTracker):
         reinits = self.reinits
         box = super().next(pixels, confidence, present)
         if self.reinits > reinits:  # PoseTracker lost the pose: the detector looks again on the next frame
-            self.searching, self.tracking, self._pose, self._detected = False, False, None, None
+            self.searching = False
+            self._lose()
         return box

@@ -11,7 +11,8 @@ Per frame (:meth:`MultiPipeline.update`):
    box becomes the detected box.
 3. A track no detection matched is *missing*: it gets no pose this frame and keeps its state; after
    `max_missing` detection frames in a row without a match it ends (its id is never reused). A person no track
-   matched starts a new track (ids 1, 2, ...) while fewer than `max_people` tracks exist.
+   matched starts a new track (ids 1, 2, ...) while fewer than `max_people` tracks exist, if their score reaches
+   `take_score`; detections down to `keep_score` may only continue tracks (ByteTrack's two thresholds).
 4. Every track that is not missing is posed by its own one-person :class:`~mobpose.runtime.pipeline.Pipeline`
    (crop, IPEM, decoding, its own causal PRM, the pose tracker that moves its box between detections).
 
@@ -78,11 +79,14 @@ class MultiPipeline:
         max_people: tracks at most (the most prominent new people first).
         max_missing: detection frames a track may go unmatched before it ends.
         min_match: the least (IoU + OKS) / 2 for a detection to continue a track.
+        take_score, keep_score: the least person score to start a track, and to continue one (lower: a person
+            half hidden behind another scores lower and is still the same person; ByteTrack's two thresholds).
     """
 
     def __init__(self, model: Any = "default", *, prm: Any = "default", backend: str = "auto", finder: Any = "auto",
                  intrinsics=None, threads: int | None = None, presence: Any = "default", finder_every: int = 1,
-                 max_people: int = MAX_PEOPLE, max_missing: int = MAX_MISSING, min_match: float = 0.3) -> None:
+                 max_people: int = MAX_PEOPLE, max_missing: int = MAX_MISSING, min_match: float = 0.3,
+                 take_score: float = 0.3, keep_score: float = 0.1) -> None:
         from .backends import check_threads
         from .people import PeopleDetector
 
@@ -92,6 +96,8 @@ class MultiPipeline:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if not 0.0 <= min_match <= 1.0:
             raise ValueError(f"min_match must be in [0, 1], got {min_match}")
+        if not 0.0 <= keep_score <= take_score <= 1.0:
+            raise ValueError(f"need 0 <= keep_score <= take_score <= 1, got {keep_score}, {take_score}")
         spec = resolve_finder(finder)
         if spec is None:
             raise ValueError("people='all' needs a people detector: the shipped RTMO is not installed, or finder was "
@@ -99,8 +105,9 @@ class MultiPipeline:
         self.threads = check_threads(threads)
         self.intrinsics = check_intrinsics(intrinsics)
         model_like = isinstance(spec, str) or hasattr(spec, "__fspath__") or hasattr(spec, "state_dict")
-        self.detector = (PeopleDetector(spec, backend="torch" if backend == "torch" else "auto", threads=self.threads)
-                         if model_like else spec)
+        self.detector = (PeopleDetector(spec, backend="torch" if backend == "torch" else "auto", threads=self.threads,
+                                        score_threshold=keep_score) if model_like else spec)
+        self.take_score = float(take_score)
         self.model, self.prm, self.backend, self.presence = model, prm, backend, presence
         self.expand = tracker_expand(DEFAULT_IPEM if model == "default" else model)
         self.finder_every, self.max_people = int(finder_every), int(max_people)
@@ -177,7 +184,7 @@ class MultiPipeline:
         from .finder import prominence
 
         for c in np.argsort(-prominence(people), kind="stable"):
-            if int(c) in taken_cols or len(self.tracks) >= self.max_people:
+            if int(c) in taken_cols or len(self.tracks) >= self.max_people or people.scores[c] < self.take_score:
                 continue
             self._new_track(np.asarray(xywh[c], np.float64))
 
