@@ -9,14 +9,18 @@ them with the pose tracker between detections.
   reaches `take_score` is taken, the largest score x sqrt(box area) (a near, sure person before a far, unsure
   one).
 - Somebody tracked: each detection whose score reaches `keep_score` (lower: a person half hidden behind another
-  scores lower, ByteTrack's second threshold) is scored by how well it continues them: (IoU of its box with the
-  tracked box (the largest of the IoUs with the pose-tracked box, the last detected box and that box moved on by
-  the person's velocity) + OKS of its keypoints against the tracked 2D pose) / 2, both in [0, 1]; the best one
+  scores lower, ByteTrack's second threshold) is scored by how well it continues them (:func:`continuation`):
+  the mean of the IoU of its box with the tracked box (the largest of the IoUs with the pose-tracked box, the last
+  detected box and that box moved on by the person's velocity), the OKS of its keypoints against the tracked 2D
+  pose, and the similarity of its colours to the person's (:func:`appearance`: hue-saturation histograms of the
+  upper and lower body, kept as a slow average), each in [0, 1]; the best one
   scoring at least `min_match` becomes the tracked box (the detector's box is the person's, as the IPEM's training
   crops were made from: the labelled joints' box x1.15). No detection matches: the box follows the pose (a
   short occlusion); after `patience` frames without a match the person is lost, and the most prominent person is
   taken again.
-- Between detection frames the box follows the pose (PoseTracker.next: the joints' box, expanded, smoothed).
+- Between detection frames the box follows the pose (PoseTracker.next: the joints' box, expanded, smoothed); a
+  pose that gives no usable box leaves the detected one (moved on by the velocity). The IPEM's presence verdict
+  marks frames as found or not, but does not end the tracking: the detections do.
 
 A box given by the user (``bbox``) is the tracked person of the first frame: the detector then keeps *that*
 person rather than the most prominent. The time the detector takes is the pipeline's ``search`` stage.
@@ -31,7 +35,7 @@ import numpy as np
 
 from .tracker import PoseTracker, check_box
 
-__all__ = ["DetectorFinder", "prominence"]
+__all__ = ["DetectorFinder", "appearance", "continuation", "prominence"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,45 @@ def _oks(pred: np.ndarray, pose: np.ndarray, box: np.ndarray) -> np.ndarray:
     d2 = ((pred[:, ok] - pose[ok]) ** 2).sum(-1)
     var = (2 * SIGMAS[: pose.shape[0]][ok]) ** 2
     return np.exp(-d2 / (2 * max(float(box[2] * box[3]), 1.0) * var)).mean(1)
+
+
+def appearance(image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+    """(N, 64) colour descriptors of people: hue x saturation histograms (8 x 4 bins) of the upper and of the lower
+    half of each box's middle 60 % (clothes, not background), each half summing to 1 (zeros for an empty box)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    out = np.zeros((len(boxes_xyxy), 64), np.float32)
+    if not len(boxes_xyxy):
+        return out
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes_xyxy, np.float64)):
+        cx, half = (x0 + x1) / 2, 0.3 * (x1 - x0)
+        xa, xb = int(np.clip(cx - half, 0, w)), int(np.clip(cx + half, 0, w))
+        ya, ym, yb = int(np.clip(y0, 0, h)), int(np.clip((y0 + y1) / 2, 0, h)), int(np.clip(y1, 0, h))
+        for k, (a, b) in enumerate(((ya, ym), (ym, yb))):
+            patch = hsv[a:b, xa:xb]
+            if patch.size:
+                hist = cv2.calcHist([patch], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
+                out[i, 32 * k:32 * (k + 1)] = hist / max(hist.sum(), 1.0)
+    return out
+
+
+def continuation(people, image: np.ndarray, refs: list[np.ndarray], pose: np.ndarray | None,
+                 box: np.ndarray | None, look: np.ndarray | None) -> np.ndarray:
+    """(N,) how well each detected person continues a tracked one, in [0, 1]: the mean of the box IoU (the largest
+    with the `refs` boxes, x, y, w, h), the OKS of the keypoints against the tracked 2D `pose` (area of `box`) and
+    the colour similarity to the tracked `look` (:func:`appearance`: histogram intersection), of those known; 0 for a
+    box that overlaps none of the `refs` (a person does not jump)."""
+    from ..oks import box_iou
+
+    iou = box_iou(people.boxes, np.stack([np.concatenate([r[:2], r[:2] + r[2:]]) for r in refs])).max(1)
+    terms = [iou]
+    if pose is not None and box is not None:
+        terms.append(_oks(people.keypoints, pose, box))
+    if look is not None:
+        terms.append(np.minimum(appearance(image, people.boxes), look[None]).sum(1) / 2)
+    return np.where(iou > 0, np.mean(terms, axis=0), 0.0)  # nobody jumps: no overlap, no continuation
 
 
 class DetectorFinder(PoseTracker):
@@ -104,6 +147,7 @@ class DetectorFinder(PoseTracker):
         self._pose: np.ndarray | None = None
         self._detected: np.ndarray | None = None  # the person's last detected box
         self._velocity = np.zeros(2)  # of the detected box's centre, pixels a frame
+        self._look: np.ndarray | None = None  # the person's colours (appearance)
         self.last_people = None
 
     def reset(self) -> None:
@@ -113,7 +157,7 @@ class DetectorFinder(PoseTracker):
 
     def _lose(self) -> None:
         self.tracking, self._unmatched, self._pose, self._detected = False, 0, None, None
-        self._velocity = np.zeros(2)
+        self._velocity, self._look = np.zeros(2), None
 
     def first(self, image_size: tuple[int, int]) -> np.ndarray:
         box = super().first(image_size)
@@ -163,18 +207,22 @@ class DetectorFinder(PoseTracker):
                 return
             best = int(sure[np.argmax(prominence(people)[sure])])
             self._take(xywh[best])
+            self._look = None
+            self._remember(image, people.boxes[best])
             logger.debug("finder: took person %s (score %.2f) of %d", np.round(xywh[best]).tolist(),
                          people.scores[best], len(people))
             return
-        from ..oks import box_iou
-
         refs = [r for r in (self.box, self._detected, self._predicted()) if r is not None]
-        score = box_iou(people.boxes, np.stack([np.concatenate([r[:2], r[:2] + r[2:]]) for r in refs])).max(1)
-        if self._pose is not None:
-            score = (score + _oks(people.keypoints, self._pose, self.box)) / 2
+        score = continuation(people, image, refs, self._pose, self.box, self._look)
         best = int(np.argmax(score))
         if score[best] >= self.min_match:
             self._take(xywh[best], keep_motion=True)
+            self._remember(image, people.boxes[best])
+
+    def _remember(self, image: np.ndarray, box_xyxy: np.ndarray) -> None:
+        """The tracked person's colours: the first look, then a slow average (a turn or a shadow changes little)."""
+        look = appearance(image, box_xyxy[None])[0]
+        self._look = look if self._look is None else 0.9 * self._look + 0.1 * look
 
     def _take(self, box: np.ndarray, keep_motion: bool = False) -> None:
         box = check_box(box, self.image_size)
@@ -194,9 +242,17 @@ class DetectorFinder(PoseTracker):
         if not self.tracking:
             return self.box.copy()
         self._pose = np.asarray(pixels, np.float64).copy()
-        reinits = self.reinits
-        box = super().next(pixels, confidence, present)
-        if self.reinits > reinits:  # PoseTracker lost the pose: the detector looks again on the next frame
+        before, reinits = self.box.copy(), self.reinits
+        # who is there is the detector's call (the person is lost after `patience` frames without a matching
+        # detection), not the presence verdict of one crop: a person the IPEM sees badly for a few frames is kept
+        box = super().next(pixels, confidence, present=True)
+        if self.reinits > reinits:  # no usable box from this pose: the detected box, moved on, else the last one
             self.searching = False
-            self._lose()
+            predicted = self._predicted()
+            try:
+                self.box = check_box(predicted, self.image_size) if predicted is not None else before
+            except ValueError:  # moved on out of the image: the person has left
+                self.box = before
+                self._lose()
+            box = self.box.copy()
         return box

@@ -4,9 +4,10 @@ box, causal PRM state and root-depth estimate, and the tracks keep their identit
 Per frame (:meth:`MultiPipeline.update`):
 
 1. Every `finder_every` frames (default 1: RTMO's cost does not grow with the people it finds) the detector runs.
-2. Its people are matched to the tracks: each (track, person) pair scores (IoU of the person's box with the
-   track's box (the larger of the IoUs with its current, pose-tracked box and with its last detected box) + OKS of
-   the person's keypoints against the track's last 2D pose) / 2; pairs are taken greedily
+2. Its people are matched to the tracks: each (track, person) pair scores the mean of the IoU of the person's box
+   with the track's box (the larger of the IoUs with its current, pose-tracked box and with its last detected box),
+   the OKS of the person's keypoints against the track's last 2D pose, and the similarity of the person's colours
+   to the track's (mobpose.runtime.finder.continuation); pairs are taken greedily
    from the best down, each track and person once, while the score is at least `min_match`. A matched track's
    box becomes the detected box.
 3. A track no detection matched is *missing*: it gets no pose this frame and keeps its state; after
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .finder import _oks
+from .finder import appearance, continuation
 from .pipeline import DEFAULT_IPEM, FramePose, Pipeline, check_intrinsics, resolve_finder, tracker_expand
 from .tracker import PoseTracker
 
@@ -61,6 +62,7 @@ class _Track:
         self.missing = 0
         self.pixels: np.ndarray | None = None
         self.detected: np.ndarray | None = None  # the last detected box of this person
+        self.look: np.ndarray | None = None  # its colours (mobpose.runtime.finder.appearance), a slow average
 
     @property
     def box(self) -> np.ndarray | None:
@@ -151,29 +153,25 @@ class MultiPipeline:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _associate(self, people) -> None:
+    def _associate(self, image: np.ndarray, people) -> None:
         ids = list(self.tracks)
         scores = np.full((len(ids), len(people)), -np.inf)
         if ids and len(people):
-            from ..oks import box_iou
-
             for r, tid in enumerate(ids):
                 t = self.tracks[tid]
                 if t.box is None:
                     continue
-                b = t.box
-                refs = [b] + ([t.detected] if t.detected is not None else [])
-                s = box_iou(people.boxes, np.stack([np.concatenate([r[:2], r[:2] + r[2:]]) for r in refs])).max(1)
-                if t.pixels is not None:
-                    s = (s + _oks(people.keypoints, t.pixels, b)) / 2
-                scores[r] = s
+                refs = [t.box] + ([t.detected] if t.detected is not None else [])
+                scores[r] = continuation(people, image, refs, t.pixels, t.box, t.look)
         pairs = match(scores, self.min_match)
         xywh = people.xywh()
+        looks = appearance(image, people.boxes)
         taken_rows = {r for r, _ in pairs}
         for r, c in pairs:
             t = self.tracks[ids[r]]
             t.pipeline.move_box(xywh[c])
             t.detected = np.asarray(xywh[c], np.float64)
+            t.look = looks[c] if t.look is None else 0.9 * t.look + 0.1 * looks[c]
             t.missing = 0
         for r, tid in enumerate(ids):
             if r not in taken_rows:
@@ -186,7 +184,7 @@ class MultiPipeline:
         for c in np.argsort(-prominence(people), kind="stable"):
             if int(c) in taken_cols or len(self.tracks) >= self.max_people or people.scores[c] < self.take_score:
                 continue
-            self._new_track(np.asarray(xywh[c], np.float64))
+            self._new_track(np.asarray(xywh[c], np.float64)).look = looks[c]
 
     def update(self, image: np.ndarray, *, timestamp: float | None = None,
                index: int | None = None) -> dict[int, FramePose]:
@@ -211,7 +209,7 @@ class MultiPipeline:
         if self.frames % self.finder_every == 0:
             people = self.detector(image)
             self.detections += 1
-            self._associate(people)
+            self._associate(image, people)
         detect = time.perf_counter() - t0
         out: dict[int, FramePose] = {}
         for tid, t in list(self.tracks.items()):
