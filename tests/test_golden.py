@@ -37,7 +37,10 @@ def _load(case: str):
 def _family(model) -> str:
     from mobpose.models.convnextpose import ConvNeXtPose
     from mobpose.models.prm import PRM
+    from mobpose.models.rtmo import RTMO
 
+    if isinstance(model, RTMO):
+        return "rtmo"
     return "ipem" if isinstance(model, ConvNeXtPose) else "prm" if isinstance(model, PRM) else "lifter"
 
 
@@ -47,6 +50,8 @@ def _compare(model, got: dict, want: dict, stage: str, shipped: bool = False) ->
         ipem = "ipem_shipped" if shipped else "ipem"  # trained Taylor heatmaps: own tolerances
         assert_chain(got["joints"], want["joints"], ipem, stage)
         assert_chain(got["confidence"], want["confidence"], f"{ipem}_conf", stage)
+    elif fam == "rtmo":
+        assert_chain(got["output_0"], want["output_0"], "rtmo_shipped" if shipped else "rtmo", stage)
     else:
         assert_chain(got["output_0"], want["output_0"], fam, stage)
 
@@ -94,7 +99,8 @@ def test_shipped_model_exports_and_reproduces_the_fixture(case, tmp_path):
 
     model, inputs, outputs = _load(case)
     lo, hi = (1.5 * float(v) for v in outputs["logit_range"]) if "logit_range" in outputs else (-1.0, 1000.0)
-    info = export_tflite(case, tmp_path / f"{case}.tflite", max_logit=hi, min_logit=lo)
+    info = export_tflite(case, tmp_path / f"{case}.tflite", max_logit=hi, min_logit=lo,
+                         input_size=inputs["image"].shape[1] if "image" in inputs else None)
     assert info["check"]["ok"]
     _compare(model, run_cpu(info["path"], inputs, threads=2), outputs, "tflite_cpu", shipped=True)
     # the real GPU engine in its default fp16: the shipped model's own logits through the Taylor sums

@@ -26,7 +26,8 @@ def test_manifest_lists_verified_runtime_files():
         path, rec = pretrained.runtime_file(name)
         entry = pretrained.pretrained_info(name)
         assert rec["source_sha256"] == entry["sha256"] and rec["sha256"] == pretrained.file_sha256(path)
-        assert rec["signatures"] == (["ipem", "heatmaps"] if not entry["model"].startswith("prm") else ["prm"])
+        want = {"prm": ["prm"], "rtmo": ["rtmo"]}.get(entry["model"].split("_")[0], ["ipem", "heatmaps"])
+        assert rec["signatures"] == want
     assert pretrained.total_bytes() <= pretrained.SIZE_BUDGET
 
 

@@ -470,9 +470,9 @@ def export_weights(
     return path
 
 
-RUNTIME_MODELS = ("ipem-mnv2", "prm-causal")
-"""The shipped models whose TFLite files ship too (the defaults of mobpose.infer): inference then needs
-neither torch nor litert-torch."""
+RUNTIME_MODELS = ("ipem-mnv2", "prm-causal", "rtmo-mnv2")
+"""The shipped models whose TFLite files ship too (the defaults of mobpose.infer and its people finder): inference
+then needs neither torch nor litert-torch."""
 
 
 def runtime_file(name: str, *, weights_dir: str | os.PathLike = WEIGHTS_DIR) -> tuple[Path, dict[str, Any]] | None:

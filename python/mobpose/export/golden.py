@@ -94,7 +94,9 @@ def _kind(model: torch.nn.Module) -> str:
     from ..models.prm import PRM
     from ..models.videopose3d import TemporalModel
 
-    for cls, kind in ((ConvNeXtPose, "ipem"), (PRM, "prm"), (TemporalModel, "lifter")):
+    from ..models.rtmo import RTMO
+
+    for cls, kind in ((ConvNeXtPose, "ipem"), (PRM, "prm"), (TemporalModel, "lifter"), (RTMO, "rtmo")):
         if isinstance(model, cls):
             return kind
     raise ValueError(f"no golden fixture for {type(model).__name__}")
@@ -102,10 +104,19 @@ def _kind(model: torch.nn.Module) -> str:
 
 def golden_inputs(model: torch.nn.Module, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs for `model`, named as its exported file's inputs. IPEM: a (1, S, S, 3) 0-255 crop (a
-    synthetic render for 256-px models, random pixels for test sizes); PRM: (1, T, 17, 3) mm
+    synthetic render for 256-px models, random pixels for test sizes); RTMO: a (1, 128, 128, 3) 0-255 image (LSPET val
+    people pasted onto a background); PRM: (1, T, 17, 3) mm
     (noisy CMU-test poses); lifter: (1, R, 17, 2) normalised keypoints of a CMU-test clip."""
     rng = np.random.default_rng(seed)
     kind = _kind(model)
+    if kind == "rtmo":  # LSPET val people pasted onto a background (random pixels without the data), 128 px: the
+        s = 128  # network is fully convolutional, and a fixture at its 320 px would not be small
+        try:
+            from ..data.people import val_set
+
+            return {"image": val_set("paste", count=1, seed=seed, size=s)[0]["image"][None].astype(np.float32)}
+        except FileNotFoundError:
+            return {"image": rng.integers(0, 256, (1, s, s, 3)).astype(np.float32)}
     if kind == "ipem":
         s = model.config.input_size
         if s < 128:
@@ -143,7 +154,7 @@ def _cmu_test_poses(frames: int, seed: int) -> np.ndarray:
 def reference_outputs(model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The PyTorch training form's outputs, named as the exported file's outputs (joints in heatmap
     units and confidence for the IPEM, plus its heatmaps' logit range; the refined anchor frame for
-    the PRM; the lifted frame in mm for the lifter)."""
+    the PRM; the lifted frame in mm for the lifter; RTMO's dense output)."""
     kind = _kind(model)
     if kind == "ipem":
         from ..functional import soft_argmax_3d
@@ -154,6 +165,10 @@ def reference_outputs(model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> 
         joints, peak = soft_argmax_3d(hm, model.softargmax_mode, return_peak=True)
         return {"joints": joints.reshape(1, -1).numpy(), "confidence": peak.numpy(),
                 "logit_range": np.array([hm.min(), hm.max()], np.float32)}
+    if kind == "rtmo":
+        from ..models.convnextpose import normalize_images
+
+        return {"output_0": model(normalize_images(torch.from_numpy(inputs["image"]).to(torch.uint8))).numpy()}
     if kind == "prm":
         c = model.config
         anchor = c.num_frames - 1 if c.causal else c.num_frames // 2
