@@ -1,5 +1,5 @@
 """No person, no pose; a bounded search; a still person searched for once (the shipped default IPEM and its
-presence model, on the runtime's fastest backend).
+presence model, on the runtime's fastest backend; the window search, finder "none", except where a test says).
 
 The real photos are LSPET val rows (../shared/data/lspet, or MOBPOSE_LSPET_DIR); the empty images are
 made here (blank, black, noise, a gradient, 1x1)."""
@@ -60,7 +60,7 @@ def test_real_photos_have_a_person():
     folder, data = _lspet()
     found, probs = [], []
     for r in range(9040, 10000, 80):
-        res = mobpose.infer(load_image(folder / "images" / str(data["images"][r])))
+        res = mobpose.infer(load_image(folder / "images" / str(data["images"][r])), finder="none")
         assert res.info["search_budget"] is None  # a single image: the whole search at once
         found.append(bool(res.found[0]))
         probs.append(round(float(res.presence[0]), 3))
@@ -72,7 +72,7 @@ def test_a_still_person_is_searched_for_once():
     search ends once, and the person is never lost (no re-search)."""
     folder, data = _lspet()
     img = load_image(folder / "images" / str(data["images"][9040]))
-    with Pipeline(backend="auto") as pipe:
+    with Pipeline(backend="auto", finder="none") as pipe:
         poses = [pipe.update(img) for _ in range(120)]
     runs = np.array([p.searches for p in poses])
     assert runs.max() <= SEARCH_BUDGET, f"a frame spent {runs.max()} IPEM runs on the search"
@@ -85,7 +85,7 @@ def test_a_still_person_is_searched_for_once():
 
 def test_a_blank_stream_keeps_searching_within_the_budget():
     img = _empty_images()["blank"]
-    with Pipeline(backend="auto") as pipe:
+    with Pipeline(backend="auto", finder="none") as pipe:
         poses = [pipe.update(img) for _ in range(40)]
     runs = np.array([p.searches for p in poses])
     assert runs.max() <= SEARCH_BUDGET and runs.sum() >= 40  # searched over and over, a share a frame
