@@ -397,7 +397,11 @@ class RTMOGpu(nn.Module):
 class PoseResNetGpu(nn.Module):
     """PoseResNet for TFLite: a person crop (1, H, W, 3) float32 0-255 -> ``heatmaps`` (1, J, h, w) (decoded outside,
     in numpy: mobpose.runtime.topdown). Convolutions, transposed convolutions, BatchNorm (folded), ReLU/ReLU6,
-    max pooling; the ImageNet normalisation inside."""
+    max pooling; the ImageNet normalisation inside.
+
+    The ReLU after each transposed convolution is written (y + |y|) / 2 (exactly ReLU in floating point): the
+    converter fuses a plain ReLU into TRANSPOSE_CONV as its activation, which LiteRT's GPU engine does not run
+    (measured: transposed conv + BatchNorm + ReLU is not accelerated, each pair of them is)."""
 
     def __init__(self, model) -> None:
         super().__init__()
@@ -410,4 +414,7 @@ class PoseResNetGpu(nn.Module):
         self.register_buffer("in_shift", -mean / std)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.body((image * self.in_scale + self.in_shift).permute(0, 3, 1, 2))
+        x = self.body.backbone((image * self.in_scale + self.in_shift).permute(0, 3, 1, 2))
+        for layer in self.body.deconv:
+            x = (x + x.abs()) * 0.5 if isinstance(layer, nn.ReLU) else layer(x)
+        return self.body.final(x)
