@@ -92,9 +92,8 @@ def seeded_test_model(case: str) -> torch.nn.Module:
 def _kind(model: torch.nn.Module) -> str:
     from ..models.convnextpose import ConvNeXtPose
     from ..models.prm import PRM
-    from ..models.videopose3d import TemporalModel
-
     from ..models.rtmo import RTMO
+    from ..models.videopose3d import TemporalModel
 
     for cls, kind in ((ConvNeXtPose, "ipem"), (PRM, "prm"), (TemporalModel, "lifter"), (RTMO, "rtmo")):
         if isinstance(model, cls):
