@@ -90,6 +90,10 @@ def test_nms_keeps_the_best_of_each_cluster():
     scores = np.array([0.5, 0.9, 0.8, 0.4], np.float32)
     assert nms(boxes, scores, 0.5).tolist() == [1, 2]
     assert nms(boxes, scores, 0.99).tolist() == [1, 2, 0, 3]
+    part = np.array([[0, 0, 100, 200], [10, 10, 60, 80]], np.float32)  # a box on a part of a surer one
+    assert nms(part, np.array([0.9, 0.8], np.float32), 0.5).tolist() == [0, 1]  # IoU 0.18: both kept
+    assert nms(part, np.array([0.9, 0.8], np.float32), 0.5, inside=0.8).tolist() == [0]  # all of it inside
+    assert nms(part, np.array([0.8, 0.9], np.float32), 0.5, inside=0.8).tolist() == [1, 0]  # the big one stays
 
 
 def test_letterbox_round_trip():

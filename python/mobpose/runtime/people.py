@@ -90,8 +90,10 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarr
     return canvas, float(scale), np.array([ox, oy], np.float64)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression: indices of the kept boxes (N, 4) xyxy, by falling score."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, inside: float = 1.0) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the kept boxes (N, 4) xyxy, by falling score. A box goes when its
+    IoU with a kept one exceeds `iou`, or when a kept one covers more than `inside` of its own area (a box on a
+    part of a person already found: 1.0 turns that off)."""
     order = np.argsort(-scores, kind="stable")
     b = boxes.astype(np.float64)
     area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
@@ -104,7 +106,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
         rb = np.minimum(b[i, 2:], b[rest, 2:])
         inter = np.prod(np.clip(rb - lt, 0, None), 1)
         overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
-        order = rest[overlap <= iou]
+        covered = inter / np.maximum(area[rest], 1e-9)
+        order = rest[(overlap <= iou) & (covered <= inside)]
     return np.asarray(keep, np.int64)
 
 
@@ -159,7 +162,7 @@ def dcc_forward(w: dict[str, np.ndarray], config: Any, pose: np.ndarray, boxes: 
 
 
 def postprocess(dense: np.ndarray, config: Any, dcc_weights: dict[str, np.ndarray], size: int, *,
-                score_threshold: float = 0.3, nms_iou: float = 0.65, max_candidates: int = 100,
+                score_threshold: float = 0.3, nms_iou: float = 0.65, nms_inside: float = 1.0, max_candidates: int = 100,
                 max_people: int = 20) -> People:
     """One image's dense output (A, C) -> the people in input pixels (see the module docstring)."""
     c = config if isinstance(config, dict) else dataclasses.asdict(config)
@@ -180,7 +183,7 @@ def postprocess(dense: np.ndarray, config: Any, dcc_weights: dict[str, np.ndarra
     p = prior[idx]
     dist = np.exp(np.minimum(dense[idx, lay["box"]], 8.0)) * p[:, 2:3]
     boxes = np.stack([p[:, 0] - dist[:, 0], p[:, 1] - dist[:, 1], p[:, 0] + dist[:, 2], p[:, 1] + dist[:, 3]], 1)
-    keep = nms(boxes, score[idx], nms_iou)[:max_people]
+    keep = nms(boxes, score[idx], nms_iou, nms_inside)[:max_people]
     idx, boxes, p = idx[keep], boxes[keep], p[keep]
     kp = dcc_forward(dcc_weights, c, dense[idx, lay["pose"]], boxes, p[:, :2])
     vis = 1.0 / (1.0 + np.exp(-dense[idx, lay["visibility"]]))
@@ -204,13 +207,15 @@ class PeopleDetector:
         backend: "auto" (TFLite when the model ships or can export its file, else torch), "tflite" (its dense
             graph on XNNPACK; the DCC in numpy) or "torch".
         threads: CPU threads.
-        score_threshold, nms_iou, max_people: see :func:`postprocess`.
+        score_threshold, nms_iou, nms_inside, max_people: see :func:`postprocess` (here ``nms_iou`` 0.5, and
+            ``nms_inside`` 0.8: a box mostly inside a surer one is a part of that person, not another one).
 
     The network runs at the model's input size (a square; the TFLite file's, else the config's).
     """
 
     def __init__(self, model: Any = "rtmo-mnv2", *, backend: str = "auto", threads: int = 1,
-                 score_threshold: float = 0.3, nms_iou: float = 0.65, max_people: int = 20) -> None:
+                 score_threshold: float = 0.3, nms_iou: float = 0.5, nms_inside: float = 0.8,
+                 max_people: int = 20) -> None:
         from .backends import _have, _have_torch, _Runner, _tflite_of, model_ref
 
         if backend not in ("auto", "torch", "tflite"):
@@ -220,6 +225,7 @@ class PeopleDetector:
         if max_people < 1:
             raise ValueError(f"max_people must be >= 1, got {max_people}")
         self.score_threshold, self.nms_iou, self.max_people = float(score_threshold), float(nms_iou), int(max_people)
+        self.nms_inside = float(nms_inside)
         self.threads = max(1, int(threads))
         self.ref = model_ref(model, "rtmo")
         if backend == "auto":
@@ -262,7 +268,8 @@ class PeopleDetector:
             raise ValueError(f"image is empty ({image.shape[1]}x{image.shape[0]} pixels)")
         canvas, scale, offset = letterbox(image, self.input_size)
         people = postprocess(self._dense(canvas), self.config, self.dcc_weights, self.input_size,
-                             score_threshold=self.score_threshold, nms_iou=self.nms_iou, max_people=self.max_people)
+                             score_threshold=self.score_threshold, nms_iou=self.nms_iou, nms_inside=self.nms_inside,
+                             max_people=self.max_people)
         return to_image(people, scale, offset, (image.shape[1], image.shape[0]))
 
     def __repr__(self) -> str:
