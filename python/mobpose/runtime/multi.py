@@ -13,7 +13,9 @@ Per frame (:meth:`MultiPipeline.update`):
 3. A track no detection matched is *missing*: it gets no pose this frame and keeps its state; after
    `max_missing` detection frames in a row without a match it ends (its id is never reused). A person no track
    matched starts a new track (ids 1, 2, ...) while fewer than `max_people` tracks exist, if their score reaches
-   `take_score`; detections down to `keep_score` may only continue tracks (ByteTrack's two thresholds).
+   `take_score` and their box overlaps no tracked person's last detected box by more than :data:`NEW_IOU` (the
+   detector's second box on one person, half of the new tracks on vtest.avi before this rule); detections down
+   to `keep_score` may only continue tracks (ByteTrack's two thresholds).
 4. Every track that is not missing is posed by its own one-person :class:`~mobpose.runtime.pipeline.Pipeline`
    (crop, IPEM, decoding, its own causal PRM, the pose tracker that moves its box between detections).
 
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PEOPLE = 8
 MAX_MISSING = 10
+NEW_IOU = 0.3  # a detection overlapping a tracked person's last detected box more than this starts no track
 
 
 def match(scores: np.ndarray, min_score: float) -> list[tuple[int, int]]:
@@ -179,11 +182,16 @@ class MultiPipeline:
                 if self.tracks[tid].missing > self.max_missing:
                     self._end(tid)
         taken_cols = {c for _, c in pairs}
+        from ..oks import box_iou
         from .finder import prominence
 
         for c in np.argsort(-prominence(people), kind="stable"):
             if int(c) in taken_cols or len(self.tracks) >= self.max_people or people.scores[c] < self.take_score:
                 continue
+            held = [t.detected for t in self.tracks.values() if t.detected is not None]
+            if held and box_iou(people.boxes[c:c + 1], np.stack([np.concatenate([b[:2], b[:2] + b[2:]])
+                                                                   for b in held])).max() > NEW_IOU:
+                continue  # a second box on somebody already tracked, not a new person
             self._new_track(np.asarray(xywh[c], np.float64)).look = looks[c]
 
     def update(self, image: np.ndarray, *, timestamp: float | None = None,
