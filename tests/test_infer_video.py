@@ -32,7 +32,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_infer_on_a_video_file_matches_the_decoded_frames(models, clip, video):
     ipem, prm, _ = models
-    res = infer(video, model=ipem, prm=prm, backend="torch", bbox=clip[1])
+    res = infer(video, model=ipem, prm=prm, backend="torch", bbox=clip[1], finder="none")
     assert len(res) == FRAMES and res.info["skipped"] == []
     assert res.info["fps"] == pytest.approx(25.0)
     np.testing.assert_allclose(np.diff(res.timestamps), 1 / 25.0, atol=2e-3)
@@ -44,7 +44,7 @@ def test_infer_on_a_video_file_matches_the_decoded_frames(models, clip, video):
             break
         frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
     cap.release()
-    ref = infer(np.stack(frames), model=ipem, prm=prm, backend="torch", bbox=clip[1])
+    ref = infer(np.stack(frames), model=ipem, prm=prm, backend="torch", bbox=clip[1], finder="none")
     np.testing.assert_allclose(res.joints_3d, ref.joints_3d, atol=1e-4)
     assert np.isfinite(res.joints_3d_camera).all() and (res.joints_3d_camera[:, :, 2] > 0).all()
 

@@ -113,7 +113,7 @@ def test_intrinsics_forms_and_errors():
 def test_unknown_backend_and_model_are_named(models):
     ipem, prm, _ = models
     with pytest.raises(ValueError, match="unknown backend 'cuda'"):
-        Pipeline(ipem, prm=prm, backend="cuda")
+        Pipeline(ipem, prm=prm, backend="cuda", finder="none")
     with pytest.raises(ValueError, match="no-such-model"):
         Pipeline("no-such-model", prm=prm, backend="torch")
     with pytest.raises(FileNotFoundError):
@@ -123,17 +123,17 @@ def test_unknown_backend_and_model_are_named(models):
 def test_bad_settings_are_named(models, clip):
     ipem, prm, centred = models
     with pytest.raises(ValueError, match="intrinsics must be finite"):
-        Pipeline(ipem, prm=prm, backend="torch", intrinsics=[np.nan, 1, 1, 1])
+        Pipeline(ipem, prm=prm, backend="torch", intrinsics=[np.nan, 1, 1, 1], finder="none")
     with pytest.raises(ValueError, match="root_depth"):
-        Pipeline(ipem, prm=prm, backend="torch", root_depth=float("nan"))
+        Pipeline(ipem, prm=prm, backend="torch", root_depth=float("nan"), finder="none")
     with pytest.raises(ValueError, match="causal"):
-        Pipeline(ipem, prm=centred, backend="torch")
+        Pipeline(ipem, prm=centred, backend="torch", finder="none")
     with pytest.raises(ValueError, match="must be an IPEM"):
         Pipeline(prm, prm=prm, backend="torch")
-    pipe = Pipeline(ipem, prm=prm, backend="torch", bbox=[1000, 1000, 50, 50])
+    pipe = Pipeline(ipem, prm=prm, backend="torch", bbox=[1000, 1000, 50, 50], finder="none")
     with pytest.raises(ValueError, match="outside the 160x160 image"):
         pipe.update(clip[0][0])
-    pipe = Pipeline(ipem, prm=prm, backend="torch")
+    pipe = Pipeline(ipem, prm=prm, backend="torch", finder="none")
     with pytest.raises(ValueError, match="uint8"):
         pipe.update(clip[0][0].astype(np.float32))
     with pytest.raises(ValueError, match="empty"):
@@ -157,7 +157,7 @@ def test_streaming_refinement_equals_the_offline_prm(models, clip):
     """Each frame's refined pose is the causal PRM's last output over the last T IPEM poses (the first
     pose repeated at the start), and memory stays at T poses however long the stream."""
     ipem, prm, _ = models
-    pipe = Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1])
+    pipe = Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1], finder="none")
     images = np.concatenate([clip[0], clip[0][::-1], clip[0]])  # longer than the window (T = 9)
     out = _run(pipe, images)
     poses = np.stack([o.pose for o in out])
@@ -178,7 +178,7 @@ def test_streaming_refinement_equals_the_offline_prm(models, clip):
 
 def test_reset_starts_a_new_stream(models, clip):
     ipem, prm, _ = models
-    pipe = Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1])
+    pipe = Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1], finder="none")
     first = _run(pipe, clip[0][:4])
     pipe.reset()
     again = _run(pipe, clip[0][:4])
@@ -192,8 +192,8 @@ def test_backends_agree_with_torch(models, clip, backend):
     if why is not None:
         pytest.skip(why)
     ipem, prm, _ = models
-    ref = _run(Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1]), clip[0])
-    out = _run(Pipeline(ipem, prm=prm, backend=backend, bbox=clip[1]), clip[0])
+    ref = _run(Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1], finder="none"), clip[0])
+    out = _run(Pipeline(ipem, prm=prm, backend=backend, bbox=clip[1], finder="none"), clip[0])
     for field, tol in PIPELINE.items():
         a = np.stack([getattr(o, field) for o in ref])
         b = np.stack([getattr(o, field) for o in out])
@@ -211,8 +211,8 @@ def test_auto_picks_an_available_backend():
 
 def test_infer_on_an_array_matches_the_pipeline_and_saves(models, clip, tmp_path):
     ipem, prm, _ = models
-    res = infer(clip[0], model=ipem, prm=prm, backend="torch", bbox=clip[1], fps=25.0)
-    ref = _run(Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1]), clip[0])
+    res = infer(clip[0], model=ipem, prm=prm, backend="torch", bbox=clip[1], fps=25.0, finder="none")
+    ref = _run(Pipeline(ipem, prm=prm, backend="torch", bbox=clip[1], finder="none"), clip[0])
     assert len(res) == FRAMES and res.joints_3d.shape == (FRAMES, 17, 3) and res.joints_2d.shape == (FRAMES, 17, 2)
     np.testing.assert_allclose(res.joints_3d, np.stack([o.refined for o in ref]), atol=1e-4)
     np.testing.assert_allclose(res.timestamps, np.arange(FRAMES) / 25.0, atol=1e-6)
@@ -231,7 +231,7 @@ def test_infer_on_an_array_matches_the_pipeline_and_saves(models, clip, tmp_path
 def test_infer_without_prm_gives_the_ipem_poses(models, clip):
     ipem, prm, _ = models
     res = infer(clip[0][:3], model=ipem, prm=None, backend="torch", bbox=clip[1], root_depth=4000.0,
-                intrinsics=[200, 200, 80, 80])
+                intrinsics=[200, 200, 80, 80], finder="none")
     np.testing.assert_array_equal(res.joints_3d, res.joints_3d_ipem)
     np.testing.assert_allclose(res.root_depths, 4000.0)
     assert res.info["root_depth_source"] == "given"
