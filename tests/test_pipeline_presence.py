@@ -104,3 +104,24 @@ def test_found_and_presence_survive_save_and_load(tmp_path):
         back = mobpose.PoseResult.load(res.save(tmp_path / f"r{suffix}"))
         assert back.found.dtype == bool and not back.found[0]
         np.testing.assert_allclose(back.presence, res.presence, rtol=1e-6)
+
+
+def test_the_people_finder_puts_the_crop_on_the_person():
+    """The same twelve LSPET val photos with the shipped people finder (RTMO, the default): the crop box lies on
+    the labelled person (IoU >= 0.5 with LSPET's person box) in at least 7 (measured: 8; the window search above
+    finds a person in 9 but its box lies on the labelled one far less often: docs/MODELS.md#rtmo-mnv2, 38 % against
+    70 % on 100 val photos), and a person is found in at least 8 (measured: 9)."""
+    if "rtmo-mnv2" not in mobpose.list_pretrained():
+        pytest.skip("the people finder is not shipped in this tree")
+    from mobpose.lspet import person_box
+    from mobpose.oks import box_iou
+
+    folder, data = _lspet()
+    on, found = 0, 0
+    for r in range(9040, 10000, 80):
+        res = mobpose.infer(load_image(folder / "images" / str(data["images"][r])), prm=None)
+        assert res.info["finder"] == "rtmo-mnv2" and res.info["finder_runs"] == 1
+        b, p = res.boxes[0].astype(np.float64), person_box(data["joints"][r])
+        on += box_iou(np.array([[*b[:2], *(b[:2] + b[2:])]]), np.array([[*p[:2], *(p[:2] + p[2:])]]))[0, 0] >= 0.5
+        found += bool(res.found[0])
+    assert on >= 7 and found >= 8, f"on the person in {on} of 12, found in {found}"
