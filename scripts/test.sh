@@ -31,7 +31,7 @@ cmake -S . -B build/ctest-tsan -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_T
 cmake --build build/ctest-tsan --target test_ops
 TSAN_OPTIONS=halt_on_error=1 build/ctest-tsan/kernels/tests/test_ops
 
-echo "== NEON kernels: aarch64 cross build under qemu-user"
+echo "== NEON kernels and android_bench: aarch64 cross build under qemu-user"
 if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64-static >/dev/null; then
   cmake -S . -B build/ctest-aarch64 -G Ninja -DMOBPOSE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
@@ -40,6 +40,8 @@ if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64-static
   for t in test_kernels test_ops test_safetensors; do
     qemu-aarch64-static -L /usr/aarch64-linux-gnu "build/ctest-aarch64/kernels/tests/$t" | tail -n 3
   done
+  # android_bench, cross-built from the same sources: its host tests under qemu
+  qemu-aarch64-static -L /usr/aarch64-linux-gnu build/ctest-aarch64/android_bench/test_android_bench
 else
   echo "skipped: needs g++-aarch64-linux-gnu and qemu-user-static (.ci/run installs them)"
 fi
