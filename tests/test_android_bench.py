@@ -128,3 +128,31 @@ def test_dry_run_times_nothing(harness):
     r = _run(harness, f"--graph={WEIGHTS_DIR / 'prm-causal.tflite'}", "--dry_run")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("count=0 ")
+
+
+@pytest.mark.parametrize("core", ["softargmax", "mqa"])
+def test_the_cpp_core_kernels_are_timed(harness, core):
+    r = _run(harness, "--backend=core", f"--core={core}", "--num_runs=50", "--input_fps=0")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("count=50 ") and f'backend="core {core} [' in r.stdout
+
+
+def test_the_native_prm_step_matches_python(harness, tmp_path):
+    """The harness's core prm backend is the native PRM's streaming step: the same frames through the Python
+    binding give the same refined pose (first inference + 2 warm-ups + 3 timed runs = 6 steps of one pose)."""
+    from mobpose.runtime.native_prm import NativePRM
+
+    pose = np.random.default_rng(5).normal(0, 300, (17, 3)).astype(np.float32)
+    (tmp_path / "pose.bin").write_bytes(pose.tobytes())
+    path = WEIGHTS_DIR / "prm-causal.safetensors"
+    r = _run(harness, "--backend=core", "--core=prm", f"--graph={path}", f"--input_file={tmp_path / 'pose.bin'}",
+             "--num_runs=3", "--warmup_runs=2", "--input_fps=0", f"--output_file={tmp_path / 'out.bin'}")
+    assert r.returncode == 0, r.stderr
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.float32).reshape(17, 3)
+    prm = NativePRM.from_file("prm-causal", num_threads=1)
+    for _ in range(6):
+        want = prm.step(pose)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    r = _run(harness, "--backend=core", "--core=prm", f"--graph={WEIGHTS_DIR / 'ipem-mnv2.safetensors'}",
+             "--num_runs=1")
+    assert r.returncode == 1 and "PRM config" in r.stderr

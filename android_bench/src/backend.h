@@ -33,6 +33,8 @@ class Backend {
 std::unique_ptr<Backend> MakeSpinBackend();
 // The TfLite C API, loaded at run time from --tflite_lib (see tflite_backend.cc).
 std::unique_ptr<Backend> MakeTfLiteBackend();
+// The C++ core (kernels/, cpp/): --core=softargmax|mqa|prm (see core_backend.cc).
+std::unique_ptr<Backend> MakeCoreBackend();
 // By --backend; nullptr with `error` set for an unknown name.
 std::unique_ptr<Backend> MakeBackend(const std::string& name, std::string* error);
 

@@ -12,7 +12,9 @@ namespace mobpose_bench {
 Params Params::Defaults() {
   Params p;
   p.AddString("graph", "", "path to the .tflite model (the tflite backend)");
-  p.AddString("backend", "tflite", "what runs: tflite (the model), or spin (a busy loop of --spin_ms, to check the pacing)");
+  p.AddString("backend", "tflite",
+              "what runs: tflite (the model), core (the C++ core: --core), or spin (a busy loop of --spin_ms, to "
+              "check the pacing)");
   p.AddInt("num_runs", 1000, "timed inferences (at most; --max_secs may stop earlier)");
   p.AddInt("warmup_runs", 10, "inferences before the timed ones, back to back, not counted");
   p.AddFloat("max_secs", 150.0, "stop the timed runs after this many seconds (0: no limit)");
@@ -26,6 +28,15 @@ Params Params::Defaults() {
   p.AddString("output_file", "", "write the raw bytes of the output tensor(s) after the last run (for parity checks)");
   p.AddString("tflite_lib", "", "the shared library with the TfLite C API (default: $MOBPOSE_TFLITE_LIB, else libtensorflowlite_c.so)");
   p.AddString("gpu_delegate_lib", "", "the shared library with TfLiteGpuDelegateV2Create (default: --tflite_lib's, else libtensorflowlite_gpu_delegate.so)");
+  p.AddString("core", "softargmax",
+              "the core backend's work: softargmax (Taylor soft-argmax), mqa (attention with the prior), prm (the "
+              "native PRM's streaming step on --graph=PRM.safetensors)");
+  p.AddString("core_shape", "",
+              "softargmax: JxDxHxW (default 18x32x32x32); mqa: BxHxNxD (batch, heads, tokens, head width; default "
+              "1x8x81x16)");
+  p.AddString("softargmax_mode", "taylor", "softargmax: taylor, taylor_clamped or exact");
+  p.AddString("prior", "mul", "mqa: the prior's form, mul or add");
+  p.AddBool("causal", false, "mqa: causal attention");
   p.AddFloat("spin_ms", 5.0, "the spin backend: milliseconds of busy work per inference");
   p.AddBool("dry_run", false, "load the model and the input, run one inference, report, time nothing");
   p.AddBool("help", false, "print this usage and exit");
