@@ -42,6 +42,8 @@ if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64-static
   done
   # android_bench, cross-built from the same sources: its host tests under qemu
   qemu-aarch64-static -L /usr/aarch64-linux-gnu build/ctest-aarch64/android_bench/test_android_bench
+  # and its C++-core half as one static aarch64 binary (zig's clang + musl, no NDK), run under qemu
+  PYTHON="$PY" bash android_bench/scripts/build_static_aarch64.sh
 else
   echo "skipped: needs g++-aarch64-linux-gnu and qemu-user-static (.ci/run installs them)"
 fi
