@@ -254,3 +254,24 @@ def test_multiplicative_prior_depends_on_logit_sign(backend) -> None:
     assert p_mul[0] < plain[0] < p_add[0]
     p_mul_pos = F.mqa_prior(q, k, v, edge_pos, scale=1.0, prior="mul", backend=backend)[0, 0, 0]
     assert p_mul_pos[2] > plain[2]
+
+
+@pytest.mark.parametrize("prior", ["mul", "add"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_kernel_bench_plain_baseline_is_the_same_attention(prior, causal) -> None:
+    """python -m mobpose.bench kernels times a plain PyTorch attention (no checks) beside mobpose.functional's:
+    both, and the C++ kernel, compute the same thing."""
+    from mobpose import _core
+    from mobpose.bench.kernels import plain_mqa
+
+    rng = np.random.default_rng(4)
+    b, h, n, d = 2, 4, 18, 16
+    q, k, v = (rng.standard_normal(s, dtype=np.float32) for s in ((b, h, n, d), (b, n, d), (b, n, d)))
+    adj = np.abs(rng.standard_normal((n, n), dtype=np.float32))
+    qt, kt, vt, at = (torch.from_numpy(a) for a in (q, k, v, adj))
+    future = torch.ones(n, n, dtype=torch.bool).triu(1) if causal else None
+    plain = plain_mqa(qt, kt, vt, at, 0.5, prior, future).numpy()
+    lib = F.mqa_prior(qt, kt, vt, at, scale=0.5, prior=prior, causal=causal).numpy()
+    cpp = _core.mqa_prior(q, k, v, adj, 0.5, prior, causal, 1)
+    np.testing.assert_allclose(plain, lib, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(cpp, plain, rtol=0, atol=1e-4)

@@ -106,6 +106,20 @@ def _softargmax_case(shape, mode, threads, bw, budget, rng) -> dict:
     }
 
 
+def plain_mqa(q, k, v, adj, scale: float, prior: str, future):
+    """The attention as a PyTorch user writes it (the bench's plain baseline): no argument checks and no
+    handling of the float32 extremes, which mobpose.functional.mqa_prior adds. `future`: the (N, N) bool mask of
+    the keys after each query (causal), or None."""
+    import torch
+
+    b, h, n, d = q.shape
+    logits = torch.bmm(q.reshape(b, h * n, d), k.transpose(1, 2)).reshape(b, h, n, n) * d**-0.5
+    logits = logits * (1.0 + scale * adj) if prior == "mul" else logits + scale * adj
+    if future is not None:
+        logits = logits.masked_fill(future, float("-inf"))
+    return torch.bmm(torch.softmax(logits, -1).reshape(b, h * n, n), v).reshape(b, h, n, d)
+
+
 def _mqa_case(shape, prior, causal, threads, budget, rng) -> dict:
     import torch
 
@@ -122,12 +136,15 @@ def _mqa_case(shape, prior, causal, threads, budget, rng) -> dict:
         t_torch = time_call(
             lambda: F.mqa_prior(qt, kt, vt, at, scale=0.5, prior=prior, causal=causal), max_seconds=budget
         )
+        future = torch.ones(n, n, dtype=torch.bool).triu(1) if causal else None
+        t_plain = time_call(lambda: plain_mqa(qt, kt, vt, at, 0.5, prior, future), max_seconds=budget)
     t_cpp = time_call(lambda: _core.mqa_prior(q, k, v, adj, 0.5, prior, causal, threads), max_seconds=budget)
     return {
         "bench": "kernels", "op": "mqa_prior", "prior": prior, "causal": causal, "shape_bhnd": list(shape),
         "threads": threads, "kernel": _core.kernel_names()[f"mqa_{prior}prior"],
-        **t_cpp.as_dict("cpp"), **t_torch.as_dict("torch"),
+        **t_cpp.as_dict("cpp"), **t_torch.as_dict("torch"), **t_plain.as_dict("torch_plain"),
         "speedup_vs_torch": round(t_torch.median_ms / t_cpp.median_ms, 2),
+        "speedup_vs_torch_plain": round(t_plain.median_ms / t_cpp.median_ms, 2),
     }
 
 
@@ -171,9 +188,11 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
                             _emit(summary[-1], out, emit)
         sa = [r["speedup_vs_torch_same_mode"] for r in summary if r["op"] == "soft_argmax_3d"]
         mq = [r["speedup_vs_torch"] for r in summary if r["op"] == "mqa_prior"]
+        mqp = [r["speedup_vs_torch_plain"] for r in summary if r["op"] == "mqa_prior"]
         _emit({
             "bench": "kernels", "case": "summary", "cases": len(summary),
             "softargmax_speedup_min": min(sa) if sa else None, "mqa_speedup_min": min(mq) if mq else None,
+            "mqa_speedup_vs_plain_min": min(mqp) if mqp else None,
             "seconds": round(time.perf_counter() - started, 1),
         }, out, emit)
     return 0

@@ -31,14 +31,16 @@ def _softargmax_table(rows: list[dict]) -> list[str]:
 def _mqa_table(rows: list[dict]) -> list[str]:
     out = [
         "| B, H, N, d | prior | causal | threads | C++ median / p90 ms | PyTorch median / p90 ms "
-        "| x vs PyTorch |",
-        "|---|---|---|---|---|---|---|",
+        "| x vs PyTorch | plain PyTorch median ms | x vs plain |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        plain = (f"| {r['torch_plain_ms_median']:.4f} | {r['speedup_vs_torch_plain']:.2f} |"
+                 if "torch_plain_ms_median" in r else "| - | - |")
         out.append(
             f"| {', '.join(map(str, r['shape_bhnd']))} | {r['prior']} | {r['causal']} | {r['threads']} "
             f"| {r['cpp_ms_median']:.4f} / {r['cpp_ms_p90']:.4f} "
-            f"| {r['torch_ms_median']:.4f} / {r['torch_ms_p90']:.4f} | {r['speedup_vs_torch']:.2f} |"
+            f"| {r['torch_ms_median']:.4f} / {r['torch_ms_p90']:.4f} | {r['speedup_vs_torch']:.2f} " + plain
         )
     return out
 
