@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 namespace mobpose_bench {
 
@@ -43,37 +44,37 @@ Params Params::Defaults() {
   return p;
 }
 
-void Params::AddInt(const std::string& name, int64_t value, const std::string& usage) {
-  Value v;
-  v.type = Type::kInt;
-  v.i = value;
-  v.usage = usage;
+void Params::Add(const std::string& name, Value value) {
   if (!values_.count(name)) order_.push_back(name);
-  values_[name] = v;
+  values_[name] = std::move(value);
+}
+
+Params::Value Params::Make(Type type, const std::string& usage) {
+  Value v;
+  v.type = type;
+  v.usage = usage;
+  return v;
+}
+
+void Params::AddInt(const std::string& name, int64_t value, const std::string& usage) {
+  Value v = Make(Type::kInt, usage);
+  v.i = value;
+  Add(name, v);
 }
 void Params::AddFloat(const std::string& name, double value, const std::string& usage) {
-  Value v;
-  v.type = Type::kFloat;
+  Value v = Make(Type::kFloat, usage);
   v.f = value;
-  v.usage = usage;
-  if (!values_.count(name)) order_.push_back(name);
-  values_[name] = v;
+  Add(name, v);
 }
 void Params::AddBool(const std::string& name, bool value, const std::string& usage) {
-  Value v;
-  v.type = Type::kBool;
+  Value v = Make(Type::kBool, usage);
   v.b = value;
-  v.usage = usage;
-  if (!values_.count(name)) order_.push_back(name);
-  values_[name] = v;
+  Add(name, v);
 }
 void Params::AddString(const std::string& name, const std::string& value, const std::string& usage) {
-  Value v;
-  v.type = Type::kString;
+  Value v = Make(Type::kString, usage);
   v.s = value;
-  v.usage = usage;
-  if (!values_.count(name)) order_.push_back(name);
-  values_[name] = v;
+  Add(name, v);
 }
 
 bool Params::Parse(int argc, const char* const* argv, std::string* error) {

@@ -46,6 +46,8 @@ class Params {
     std::string usage;
   };
   const Value& Get(const std::string& name, Type type) const;
+  void Add(const std::string& name, Value value);
+  static Value Make(Type type, const std::string& usage);
   std::map<std::string, Value> values_;
   std::vector<std::string> order_;
 };
