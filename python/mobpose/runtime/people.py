@@ -155,8 +155,11 @@ def dcc_forward(w: dict[str, np.ndarray], config: Any, pose: np.ndarray, boxes: 
         half = int(c["spe_channels"]) // 2
         t = float(c["spe_temperature"]) ** (2 * np.arange(half, dtype=np.float32) / int(c["spe_channels"]))
         ang = (pos - cells[:, axis:axis + 1])[..., None] / t
-        enc = _linear(np.concatenate([np.cos(ang), np.sin(ang)], -1).astype(np.float32), w, fc)  # (N, bins, D)
-        prob = _softmax(f @ enc.transpose(0, 2, 1))  # (N, J, bins)
+        feat = np.concatenate([np.cos(ang), np.sin(ang)], -1).astype(np.float32)  # (N, bins, C)
+        # f . enc(bin) with enc = feat W^T + b, as (f W) . feat + f . b: the same sum, without encoding every bin
+        # into D channels first (the costliest product of the DCC when several people are found)
+        logits = (f @ w[f"{fc}.weight"]) @ feat.transpose(0, 2, 1) + (f @ w[f"{fc}.bias"])[..., None]
+        prob = _softmax(logits)  # (N, J, bins)
         out.append((prob * pos[:, None]).sum(-1))
     return np.stack(out, -1).astype(np.float32)
 
