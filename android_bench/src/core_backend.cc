@@ -34,22 +34,6 @@ std::vector<int64_t> ParseShape(const std::string& text, size_t rank, const std:
   return dims;
 }
 
-// The raw JSON token of `key` in a flat JSON object written by Python's json.dumps (a PRM config).
-std::string JsonField(const std::string& json, const std::string& key) {
-  std::string tag = "\"" + key + "\":";
-  size_t at = json.find(tag);
-  if (at == std::string::npos) throw std::runtime_error("the PRM config lacks '" + key + "'");
-  at += tag.size();
-  while (at < json.size() && json[at] == ' ') ++at;
-  size_t end = at;
-  if (end < json.size() && json[end] == '"') {
-    end = json.find('"', end + 1);
-    return json.substr(at + 1, end - at - 1);
-  }
-  while (end < json.size() && json[end] != ',' && json[end] != '}') ++end;
-  return json.substr(at, end - at);
-}
-
 class CoreBackend : public Backend {
  public:
   bool Init(const Params& params, std::string* error) override {
@@ -81,19 +65,24 @@ class CoreBackend : public Backend {
         mobpose::SafetensorsFile file(path);
         auto it = file.metadata().find("config");
         if (it == file.metadata().end()) throw std::runtime_error(path + " has no PRM config in its metadata");
-        const std::string& c = it->second;
+        const auto c = mobpose::json_scalars(it->second, path + " (metadata 'config')");
+        auto field = [&](const char* key) -> const std::string& {
+          auto f = c.find(key);
+          if (f == c.end()) throw std::runtime_error("the PRM config of " + path + " lacks '" + key + "'");
+          return f->second;
+        };
         mobpose::PRMNativeConfig cfg;
-        cfg.num_joints = std::stoll(JsonField(c, "num_joints"));
-        cfg.num_frames = std::stoll(JsonField(c, "num_frames"));
-        cfg.dim = std::stoll(JsonField(c, "dim"));
-        cfg.heads = std::stoll(JsonField(c, "heads"));
-        cfg.blocks = JsonField(c, "blocks");
-        cfg.mlp_ratio = std::stod(JsonField(c, "mlp_ratio"));
-        cfg.prior = JsonField(c, "prior");
-        cfg.lam = std::stod(JsonField(c, "lam"));
-        cfg.learn_adj = JsonField(c, "learn_adj") == "true";
-        cfg.causal = JsonField(c, "causal") == "true";
-        cfg.input_scale = std::stod(JsonField(c, "input_scale"));
+        cfg.num_joints = std::stoll(field("num_joints"));
+        cfg.num_frames = std::stoll(field("num_frames"));
+        cfg.dim = std::stoll(field("dim"));
+        cfg.heads = std::stoll(field("heads"));
+        cfg.blocks = field("blocks");
+        cfg.mlp_ratio = std::stod(field("mlp_ratio"));
+        cfg.prior = field("prior");
+        cfg.lam = std::stod(field("lam"));
+        cfg.learn_adj = field("learn_adj") == "true";
+        cfg.causal = field("causal") == "true";
+        cfg.input_scale = std::stod(field("input_scale"));
         if (!cfg.causal) throw std::invalid_argument(path + " is a centred PRM: the streaming step needs a causal one");
         auto kind = file.metadata().find("kind");
         std::string prefix = kind != file.metadata().end() && kind->second == "training" ? "model." : "";

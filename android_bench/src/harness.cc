@@ -100,6 +100,14 @@ void JsonFileListener::OnEnd(const RunRecord& r) {
   if (!ok_) std::fprintf(stderr, "android_bench: cannot write the result file %s\n", path_.c_str());
 }
 
+std::unique_ptr<Backend> MakeBackend(const std::string& name, std::string* error) {
+  if (name == "spin") return MakeSpinBackend();
+  if (name == "tflite") return MakeTfLiteBackend();
+  if (name == "core") return MakeCoreBackend();
+  *error = "unknown --backend=" + name + " (tflite, core or spin)";
+  return nullptr;
+}
+
 static int Fail(std::string* error, const std::string& message) {
   *error = message;
   return 1;

@@ -47,12 +47,4 @@ class SpinBackend : public Backend {
 
 std::unique_ptr<Backend> MakeSpinBackend() { return std::make_unique<SpinBackend>(); }
 
-std::unique_ptr<Backend> MakeBackend(const std::string& name, std::string* error) {
-  if (name == "spin") return MakeSpinBackend();
-  if (name == "tflite") return MakeTfLiteBackend();
-  if (name == "core") return MakeCoreBackend();
-  *error = "unknown --backend=" + name + " (tflite, core or spin)";
-  return nullptr;
-}
-
 }  // namespace mobpose_bench

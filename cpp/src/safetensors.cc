@@ -1,5 +1,6 @@
 #include "mobpose/safetensors.h"
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -321,6 +322,29 @@ bool little_endian() {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> json_scalars(const std::string& text, const std::string& where) {
+  const Json doc = JsonParser(text, where).parse_document();
+  if (doc.kind != Json::kObject)
+    throw std::runtime_error(where + ": expected a JSON object, got " + kind_name(doc.kind));
+  std::map<std::string, std::string> out;
+  for (const auto& [key, v] : doc.object) {
+    switch (v.kind) {
+      case Json::kString: out[key] = v.string; break;
+      case Json::kInt: out[key] = std::to_string(v.integer); break;
+      case Json::kBool: out[key] = v.boolean ? "true" : "false"; break;
+      case Json::kNull: out[key] = "null"; break;
+      case Json::kReal: {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", v.real);
+        out[key] = buf;
+        break;
+      }
+      default: break;  // arrays and objects
+    }
+  }
+  return out;
+}
 
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "(";

@@ -374,9 +374,26 @@ void test_prm(Test& t) {
 
 }  // namespace
 
+void test_json_scalars(Test& t) {
+  auto m = json_scalars(R"({"blocks": "stst", "dim": 64, "lam": 1.0, "causal": true, "x": null,
+                             "parents": [-1, 0], "nested": {"a": 1}, "q": "a\"b"})", "cfg");
+  t.check(m.size() == 6, "json_scalars: scalars kept, array and object left out");
+  t.check(m.at("blocks") == "stst" && m.at("dim") == "64" && m.at("causal") == "true" && m.at("x") == "null",
+          "json_scalars: strings, integers, booleans, null");
+  t.check(std::stod(m.at("lam")) == 1.0 && m.at("q") == "a\"b", "json_scalars: reals, escapes");
+  bool threw = false;
+  try {
+    json_scalars("[1, 2]", "cfg");
+  } catch (const std::runtime_error& e) {
+    threw = std::string(e.what()).find("cfg") != std::string::npos;
+  }
+  t.check(threw, "json_scalars: not an object is an error naming the source");
+}
+
 int main() {
   Test t;
   test_reader(t);
+  test_json_scalars(t);
   test_prm(t);
   return t.finish("test_safetensors");
 }

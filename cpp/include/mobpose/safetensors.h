@@ -57,6 +57,12 @@ class SafetensorsFile {
   std::map<std::string, SafetensorsTensor> tensors_;
 };
 
+// The scalar members of a JSON object (a metadata value such as a model's config, written by Python's json.dumps)
+// as text: strings decoded, integers and booleans as written ("64", "true"), reals with 17 digits, null as "null";
+// arrays and nested objects are left out. Throws std::runtime_error naming `where` for text that is not a JSON
+// object.
+std::map<std::string, std::string> json_scalars(const std::string& text, const std::string& where);
+
 // "(2, 3)", "()" for a scalar: shapes in error messages, as Python writes tuples.
 std::string shape_string(const std::vector<int64_t>& shape);
 
