@@ -5,13 +5,20 @@
 // vector, so that the softmax over keys is plain lane-wise arithmetic (no horizontal reductions) and
 // every lane is used whatever n is (a block may wrap from one head into the next). Per block:
 //   1. Q^T: the block's rows transposed into qt[c][lane];
-//   2. logits: for each key j, l[j] = (sum_c qt[c] * k[j][c]) / sqrt(dh) (four keys share each qt
-//      load), then l * F (multiplicative prior) or l + F (additive), the block's F[token][j] read
-//      as one contiguous vector of factor_t; causal lanes whose token is before j get -inf;
-//   3. softmax over j lane-wise: m = max_j l, e = exp(l - m), p = e / sum_j e (exp of vec_math.h);
-//   4. out^T[c] = sum_j p[j] * v[j][c] (four channels share each p load); a lane whose token is
+//   2. logits in base 2: for each key j, l[j] = (sum_c qt[c] * k[j][c]) / sqrt(dh) * log2(e) (eight
+//      keys share each qt load, eight independent FMA chains), then l * F (multiplicative prior) or
+//      l + F log2(e) (additive), the block's F[token][j] read as one contiguous vector of factor_t;
+//      in causal mode a block reads only the keys up to its latest token, and lanes whose token is
+//      before j get -inf (only for the keys after the block's earliest token: the keys before are
+//      seen by every lane);
+//   3. softmax over j lane-wise: m = max_j l, e = 2^(l - m) (vexp2 of vec_math.h: fewer operations
+//      than exp, the same probabilities to float rounding), p = e / sum_j e;
+//   4. out^T[c] = sum_j p[j] * v[j][c] (16 channels share each p load where there are 32 wide
+//      registers, else 8); for the keys after the block's earliest token, a lane whose token is
 //      before j keeps its sum unchanged, so a NaN in a future value never reaches it;
 //   5. out^T transposed back into the rows.
+// A last block with at most half the lanes filled runs on the half-width vector where the ISA has one
+// (AVX-512 -> AVX2).
 // At the extremes of float32 the block is handed to the scalar reference (reference.cc), which defines
 // the semantics there (README "Kernels at the extremes of float32"): when a logit is -Inf before the
 // causal mask (an overflow of q.k in float, or -Inf inputs: in float an overflowed dot product never
@@ -72,114 +79,239 @@ inline bool mqa_block_finite(typename Vec::V lo, typename Vec::V chk) {
   return std::isfinite(Vec::hsum(Vec::add(chk, lo)));
 }
 
+// Logits of kR consecutive keys (rows kvs floats apart from k0) for the lanes of qt, one FMA chain per
+// key; finish(acc, key) takes each.
+template <class Vec, size_t kR, class Finish>
+inline void mqa_logits(const float* qt, const float* k0, size_t kvs, size_t dh, size_t j0, Finish& finish) {
+  using V = typename Vec::V;
+  constexpr size_t kW = Vec::kWidth;
+  V a[kR];
+#pragma GCC unroll 8
+  for (size_t u = 0; u < kR; ++u) a[u] = Vec::zero();
+  for (size_t c = 0; c < dh; ++c) {
+    const V qc = Vec::load(qt + c * kW);
+#pragma GCC unroll 8
+    for (size_t u = 0; u < kR; ++u) a[u] = Vec::fmadd(qc, Vec::set1(k0[u * kvs + c]), a[u]);
+  }
+#pragma GCC unroll 8
+  for (size_t u = 0; u < kR; ++u) finish(a[u], j0 + u);
+}
+
+// Output channels per pass of P V: 16 where there are 32 wide registers, else 8 (a multiple of the
+// vector width either way, so that each pass's sums can be transposed in registers).
+template <class Vec>
+constexpr size_t mqa_chan() {
+  return sizeof(typename Vec::V) >= 64 ? 16 : 8;
+}
+
+// Whether a block can move its rows through in-register kW x kW transposes (Vec::transpose): every lane
+// used and dh a multiple of the P V pass. Such a block reads Q^T with rows_to_qt and writes its output
+// rows straight from the P V sums (mqa_softmax_pv with orows), with no scratch transposes.
+template <class Vec>
+inline bool mqa_direct(size_t lanes, size_t dh) {
+  static_assert(mqa_chan<Vec>() % Vec::kWidth == 0, "a P V pass must be whole vectors of channels");
+  return lanes == Vec::kWidth && dh % mqa_chan<Vec>() == 0;
+}
+
+// qt[c][l] = rows[l][c] * scale for the kW rows of a full block, dh a multiple of kW: loads,
+// in-register transposes, stores.
+template <class Vec>
+inline void rows_to_qt(const float* const* rows, size_t dh, typename Vec::V scale, float* qt) {
+  using V = typename Vec::V;
+  constexpr size_t kW = Vec::kWidth;
+  for (size_t c0 = 0; c0 < dh; c0 += kW) {
+    V r[kW];
+#pragma GCC unroll 16
+    for (size_t l = 0; l < kW; ++l) r[l] = Vec::load(rows[l] + c0);
+    Vec::transpose(r);
+#pragma GCC unroll 16
+    for (size_t i = 0; i < kW; ++i) Vec::store(qt + (c0 + i) * kW, Vec::mul(r[i], scale));
+  }
+}
+
+// qt *= scale, after the scratch transposes of a partial block.
+template <class Vec>
+inline void scale_qt(float* qt, size_t dh, typename Vec::V scale) {
+  for (size_t c = 0; c < dh; ++c) Vec::store(qt + c * Vec::kWidth, Vec::mul(Vec::load(qt + c * Vec::kWidth), scale));
+}
+
+// All the logits of a block: eight keys at a time (eight independent FMA chains), then the rest as one
+// group of 1-7 keys.
+template <class Vec, class Finish>
+inline void mqa_all_logits(const float* qt, const float* k, size_t kvs, size_t dh, size_t keys, Finish& finish) {
+  size_t j = 0;
+  for (; j + 8 <= keys; j += 8) mqa_logits<Vec, 8>(qt, k + j * kvs, kvs, dh, j, finish);
+  switch (keys - j) {
+    case 7: mqa_logits<Vec, 7>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    case 6: mqa_logits<Vec, 6>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    case 5: mqa_logits<Vec, 5>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    case 4: mqa_logits<Vec, 4>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    case 3: mqa_logits<Vec, 3>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    case 2: mqa_logits<Vec, 2>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    case 1: mqa_logits<Vec, 1>(qt, k + j * kvs, kvs, dh, j, finish); break;
+    default: break;
+  }
+}
+
+// Steps 3-4 of both layouts: the softmax over the block's `keys` logits in lg (base 2: p = 2^(l - m) /
+// sum) and out = P V. Keys before `common` are seen by every lane; for the keys after it, a lane
+// whose token is before the key (masked) gets p = 0 in its sum and keeps its output sums unchanged,
+// so a NaN in a later value never reaches it. The exp is vexp2 without its clamp at -150: lg holds no
+// -inf here (the callers store the unmasked logits, and a -inf logit sends the block to the reference
+// anyway), and a masked lane's 2^(l - m), whatever it is, is replaced by 0.
+// out = P V runs kChan channels a pass (each p feeds kChan FMAs). (Computing the exps inside the pass
+// when dh is one pass, instead of storing them first, measured 6 % slower.) The sums are scaled by
+// 1/sum and written either to the rows (orows: transposed in registers, mqa_direct) or to ot[dh][kW].
+// Returns the sum of the outputs' squares (the block's check).
+template <class Vec>
+inline typename Vec::V mqa_softmax_pv(float* lg, typename Vec::V m, const float* v, size_t kvs, size_t dh,
+                                      size_t keys, size_t common, typename Vec::V tokv, float* ot,
+                                      float* const* orows) {
+  using V = typename Vec::V;
+  constexpr size_t kW = Vec::kWidth;
+  constexpr size_t kChan = mqa_chan<Vec>();
+  auto prob = [&](size_t j) {
+    const V e = vexp2<Vec, false>(Vec::sub(Vec::load(lg + j * kW), m));
+    return j < common ? e : Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, Vec::zero(), e);
+  };
+  auto masked = [&](V acc, V p, float vj, size_t key) {
+    return Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, Vec::fmadd(p, Vec::set1(vj), acc));
+  };
+  V sum = Vec::zero();
+  for (size_t j = 0; j < keys; ++j) {
+    const V e = prob(j);
+    Vec::store(lg + j * kW, e);
+    sum = Vec::add(sum, e);
+  }
+  const V inv = Vec::div(Vec::set1(1.f), sum);
+  V chk = Vec::zero();
+  auto put = [&](size_t ch, V o) {
+    const V res = Vec::mul(o, inv);
+    chk = Vec::fmadd(res, res, chk);
+    Vec::store(ot + ch * kW, res);
+  };
+  size_t c = 0;
+  for (; c + kChan <= dh; c += kChan) {
+    V o[kChan];
+#pragma GCC unroll 16
+    for (size_t u = 0; u < kChan; ++u) o[u] = Vec::zero();
+    size_t j = 0;
+    for (; j < common; ++j) {
+      const V p = Vec::load(lg + j * kW);
+      const float* vj = v + j * kvs + c;
+#pragma GCC unroll 16
+      for (size_t u = 0; u < kChan; ++u) o[u] = Vec::fmadd(p, Vec::set1(vj[u]), o[u]);
+    }
+    for (; j < keys; ++j) {
+      const V p = Vec::load(lg + j * kW);
+      const float* vj = v + j * kvs + c;
+#pragma GCC unroll 16
+      for (size_t u = 0; u < kChan; ++u) o[u] = masked(o[u], p, vj[u], j);
+    }
+    if (orows != nullptr) {  // the kChan channels of the kW rows, transposed in registers, to the rows
+#pragma GCC unroll 16
+      for (size_t u = 0; u < kChan; ++u) {
+        o[u] = Vec::mul(o[u], inv);
+        chk = Vec::fmadd(o[u], o[u], chk);
+      }
+      for (size_t g = 0; g < kChan; g += kW) {
+        Vec::transpose(o + g);
+#pragma GCC unroll 16
+        for (size_t l = 0; l < kW; ++l) Vec::store(orows[l] + c + g, o[g + l]);
+      }
+    } else {
+#pragma GCC unroll 16
+      for (size_t u = 0; u < kChan; ++u) put(c + u, o[u]);
+    }
+  }
+  for (; c < dh; ++c) {
+    V o0 = Vec::zero();
+    size_t j = 0;
+    for (; j < common; ++j) o0 = Vec::fmadd(Vec::load(lg + j * kW), Vec::set1(v[j * kvs + c]), o0);
+    for (; j < keys; ++j) o0 = masked(o0, Vec::load(lg + j * kW), v[j * kvs + c], j);
+    put(c, o0);
+  }
+  return chk;
+}
+
+// The logits in base 2 for vexp2: q.k / sqrt(dh) * log2(e), then * F or + F log2(e).
+constexpr double kMqaLog2e = 1.4426950408889634;
+
 template <class Vec, PriorMode kPrior>
 void mqa(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh,
          size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   float* qt = scratch;          // [dh][kW]
-  float* lg = qt + dh * kW;     // [n][kW] logits, then exp(logit - max)
+  float* lg = qt + dh * kW;     // [n][kW] logits, then 2^(logit - max)
   float* ot = lg + n * kW;      // [dh][kW]
-  const V scale = Vec::set1(static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh))));
+  const V scale = Vec::set1(static_cast<float>(kMqaLog2e / std::sqrt(static_cast<double>(dh))));
+  const V log2e = Vec::set1(static_cast<float>(kMqaLog2e));
   const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
 
   for (size_t r0 = row_begin; r0 < row_end; r0 += kW) {
     const size_t lanes = row_end - r0 < kW ? row_end - r0 : kW;
+    using Half = typename HalfOf<Vec>::type;
+    if constexpr (!std::is_void_v<Half>) {
+      if (lanes <= Half::kWidth) {  // the last block, at most half full: half as many operations
+        mqa<Half, kPrior>(q, k, v, factor_t, n, dh, r0, row_end, causal, out, scratch);
+        return;
+      }
+    }
     // Tokens of the lanes (consecutive modulo n); unused lanes get a token past every key.
     alignas(64) float tok[kMqaMaxWidth];
     const size_t t0 = r0 % n;
-    size_t max_tok = 0;
+    size_t max_tok = 0, min_tok = n;
     for (size_t l = 0, t = t0; l < kW; ++l) {
       tok[l] = static_cast<float>(l < lanes ? t : n);
-      if (l < lanes) max_tok = t > max_tok ? t : max_tok;
+      if (l < lanes) {
+        max_tok = t > max_tok ? t : max_tok;
+        min_tok = t < min_tok ? t : min_tok;
+      }
       t = t + 1 == n ? 0 : t + 1;
     }
     const V tokv = Vec::load(tok);
-    const size_t keys = causal ? max_tok + 1 : n;
+    const size_t keys = causal ? max_tok + 1 : n;   // keys any lane sees
+    const size_t open = causal ? min_tok + 1 : n;   // keys every lane sees
     // 1. Q^T (unused lanes 0).
-    if (lanes < kW) {
-      for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
+    const bool direct = mqa_direct<Vec>(lanes, dh);
+    const float* qrows[kMqaMaxWidth];
+    float* orows[kMqaMaxWidth];
+    if (direct) {
+      for (size_t l = 0; l < kW; ++l) {
+        qrows[l] = q + (r0 + l) * dh;
+        orows[l] = out + (r0 + l) * dh;
+      }
+      rows_to_qt<Vec>(qrows, dh, scale, qt);
+    } else {
+      if (lanes < kW) {
+        for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
+      }
+      transpose<Vec>(q + r0 * dh, lanes, dh, dh, qt, kW);
+      scale_qt<Vec>(qt, dh, scale);
     }
-    transpose<Vec>(q + r0 * dh, lanes, dh, dh, qt, kW);
-    // 2. logits, four keys at a time, their running max and (before the mask) their running min.
+    // 2. logits, their running max and (before the mask) their running min.
     V m = neg_inf, lo = Vec::zero();
     auto finish_logit = [&](V acc, size_t j) {
-      V l = Vec::mul(acc, scale);
-      if constexpr (kPrior != PriorMode::kNone) {
+      V l;
+      if constexpr (kPrior == PriorMode::kNone) {
+        l = acc;
+      } else {
         const float* f = factor_t + j * (n + kMqaFactorPad) + t0;
         const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
-        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(l, fv) : Vec::add(l, fv);
+        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(acc, fv) : Vec::fmadd(fv, log2e, acc);
       }
       lo = Vec::min(lo, l);
-      if (causal) l = Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l);
-      Vec::store(lg + j * kW, l);
-      m = Vec::max(m, l);
+      Vec::store(lg + j * kW, l);  // unmasked: mqa_softmax_pv masks the probabilities
+      m = Vec::max(m, j >= open ? Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l) : l);
     };
-    size_t j = 0;
-    for (; j + 4 <= keys; j += 4) {
-      V a0 = Vec::zero(), a1 = Vec::zero(), a2 = Vec::zero(), a3 = Vec::zero();
-      const float* k0 = k + j * dh;
-      for (size_t c = 0; c < dh; ++c) {
-        const V qc = Vec::load(qt + c * kW);
-        a0 = Vec::fmadd(qc, Vec::set1(k0[c]), a0);
-        a1 = Vec::fmadd(qc, Vec::set1(k0[dh + c]), a1);
-        a2 = Vec::fmadd(qc, Vec::set1(k0[2 * dh + c]), a2);
-        a3 = Vec::fmadd(qc, Vec::set1(k0[3 * dh + c]), a3);
-      }
-      finish_logit(a0, j);
-      finish_logit(a1, j + 1);
-      finish_logit(a2, j + 2);
-      finish_logit(a3, j + 3);
-    }
-    for (; j < keys; ++j) {
-      V a0 = Vec::zero();
-      for (size_t c = 0; c < dh; ++c) a0 = Vec::fmadd(Vec::load(qt + c * kW), Vec::set1(k[j * dh + c]), a0);
-      finish_logit(a0, j);
-    }
-    // 3. softmax over keys, lane-wise (masked logits are -inf, so their e is exactly 0).
-    V sum = Vec::zero();
-    for (j = 0; j < keys; ++j) {
-      const V e = vexp<Vec>(Vec::sub(Vec::load(lg + j * kW), m));
-      Vec::store(lg + j * kW, e);
-      sum = Vec::add(sum, e);
-    }
-    const V inv = Vec::div(Vec::set1(1.f), sum);
-    // 4. out^T = P^T V, four channels at a time. In causal mode a lane skips keys after its token.
-    // chk sums the squares of the outputs.
-    V chk = Vec::zero();
-    auto put = [&](size_t ch, V o) {
-      const V res = Vec::mul(o, inv);
-      chk = Vec::fmadd(res, res, chk);
-      Vec::store(ot + ch * kW, res);
-    };
-    auto accumulate = [&](V acc, V p, float vj, size_t key) {
-      const V upd = Vec::fmadd(p, Vec::set1(vj), acc);
-      return causal ? Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, upd) : upd;
-    };
-    size_t c = 0;
-    for (; c + 4 <= dh; c += 4) {
-      V o0 = Vec::zero(), o1 = Vec::zero(), o2 = Vec::zero(), o3 = Vec::zero();
-      for (j = 0; j < keys; ++j) {
-        const V p = Vec::load(lg + j * kW);
-        const float* vj = v + j * dh + c;
-        o0 = accumulate(o0, p, vj[0], j);
-        o1 = accumulate(o1, p, vj[1], j);
-        o2 = accumulate(o2, p, vj[2], j);
-        o3 = accumulate(o3, p, vj[3], j);
-      }
-      put(c, o0);
-      put(c + 1, o1);
-      put(c + 2, o2);
-      put(c + 3, o3);
-    }
-    for (; c < dh; ++c) {
-      V o0 = Vec::zero();
-      for (j = 0; j < keys; ++j) o0 = accumulate(o0, Vec::load(lg + j * kW), v[j * dh + c], j);
-      put(c, o0);
-    }
-    // 5. back to rows, or the block's rows from the reference where float32 did not hold.
+    mqa_all_logits<Vec>(qt, k, dh, dh, keys, finish_logit);
+    // 3-4. softmax and out^T = P^T V.
+    const V chk = mqa_softmax_pv<Vec>(lg, m, v, dh, dh, keys, open < keys ? open : keys, tokv, ot,
+                                      direct ? orows : nullptr);
+    // 5. back to rows (done if direct), or the block's rows from the reference where float32 did not hold.
     if (mqa_block_finite<Vec>(lo, chk)) {
-      transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
+      if (!direct) transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
     } else {
       mqa_reference<kPrior>()(q, k, v, factor_t, n, dh, r0, r0 + lanes, causal, out, scratch);
     }
@@ -233,24 +365,6 @@ inline void scatter_transpose(const float* src, size_t ss, size_t nrows, size_t 
   }
 }
 
-// Logits of kR consecutive keys (rows kvs floats apart from k0) for the lanes of qt, one FMA chain per
-// key; finish(acc, key) takes each.
-template <class Vec, size_t kR, class Finish>
-inline void mqa_logits(const float* qt, const float* k0, size_t kvs, size_t dh, size_t j0, Finish& finish) {
-  using V = typename Vec::V;
-  constexpr size_t kW = Vec::kWidth;
-  V a[kR];
-#pragma GCC unroll 8
-  for (size_t u = 0; u < kR; ++u) a[u] = Vec::zero();
-  for (size_t c = 0; c < dh; ++c) {
-    const V qc = Vec::load(qt + c * kW);
-#pragma GCC unroll 8
-    for (size_t u = 0; u < kR; ++u) a[u] = Vec::fmadd(qc, Vec::set1(k0[u * kvs + c]), a[u]);
-  }
-#pragma GCC unroll 8
-  for (size_t u = 0; u < kR; ++u) finish(a[u], j0 + u);
-}
-
 // The same attention in the PRM's token layout (kernels.h, MqaRowsFn): rows token-major, so a vector
 // of rows covers a few consecutive tokens (kWidth / heads of them), and q, k, v, out are read and
 // written in place through their token strides (no gather by the caller). Steps 1-5 as in mqa above,
@@ -269,12 +383,10 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   float* qt = scratch;       // [dh][kW]
-  float* lg = qt + dh * kW;  // [n][kW] logits, then exp(logit - max)
+  float* lg = qt + dh * kW;  // [n][kW] logits, then 2^(logit - max)
   float* ot = lg + n * kW;   // [dh][kW]
-  // Logits in base 2 (times log2(e)), for vexp2: q.k / sqrt(dh) * log2(e), then * F or + F log2(e).
-  constexpr double kLog2e = 1.4426950408889634;
-  const V scale = Vec::set1(static_cast<float>(kLog2e / std::sqrt(static_cast<double>(dh))));
-  const V log2e = Vec::set1(static_cast<float>(kLog2e));
+  const V scale = Vec::set1(static_cast<float>(kMqaLog2e / std::sqrt(static_cast<double>(dh))));
+  const V log2e = Vec::set1(static_cast<float>(kMqaLog2e));
   const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
   const size_t fstride = n * heads + kMqaFactorPad;
 
@@ -309,91 +421,39 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
     const size_t keys = causal ? last_tok + 1 : n;   // keys any lane sees
     const size_t open = causal ? first_tok + 1 : n;  // keys every lane sees
     // 1. Q^T (unused lanes 0).
-    if (lanes < kW) {
-      for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
+    const bool direct = mqa_direct<Vec>(lanes, dh);
+    if (direct) {
+      rows_to_qt<Vec>(qrows, dh, scale, qt);
+    } else {
+      if (lanes < kW) {
+        for (size_t i = 0; i < dh * kW; ++i) qt[i] = 0.f;
+      }
+      gather_transpose<Vec>(qrows, lanes, dh, qt, kW);
+      scale_qt<Vec>(qt, dh, scale);
     }
-    gather_transpose<Vec>(qrows, lanes, dh, qt, kW);
     // 2. logits, their running max and (before the mask) their running min.
     V m = neg_inf, lo = Vec::zero();
     auto finish_logit = [&](V acc, size_t j) {
       V l;
       if constexpr (kPrior == PriorMode::kNone) {
-        l = Vec::mul(acc, scale);
+        l = acc;
       } else {
         const float* f = factor_r + j * fstride + r0;
         const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
-        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(Vec::mul(acc, scale), fv)
-                                                 : Vec::fmadd(acc, scale, Vec::mul(fv, log2e));
+        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(acc, fv) : Vec::fmadd(fv, log2e, acc);
       }
       lo = Vec::min(lo, l);
-      if (j >= open) l = Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l);
-      Vec::store(lg + j * kW, l);
-      m = Vec::max(m, l);
+      Vec::store(lg + j * kW, l);  // unmasked: mqa_softmax_pv masks the probabilities
+      m = Vec::max(m, j >= open ? Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l) : l);
     };
-    // Eight keys at a time (eight independent FMA chains), then the rest as one group of 1-7 keys.
-    size_t j = 0;
-    for (; j + 8 <= keys; j += 8) mqa_logits<Vec, 8>(qt, k + j * kvs, kvs, dh, j, finish_logit);
-    switch (keys - j) {
-      case 7: mqa_logits<Vec, 7>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      case 6: mqa_logits<Vec, 6>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      case 5: mqa_logits<Vec, 5>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      case 4: mqa_logits<Vec, 4>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      case 3: mqa_logits<Vec, 3>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      case 2: mqa_logits<Vec, 2>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      case 1: mqa_logits<Vec, 1>(qt, k + j * kvs, kvs, dh, j, finish_logit); break;
-      default: break;
-    }
-    // 3. softmax over keys, lane-wise, as 2^(l - max) (masked logits are -inf: their e is exactly 0).
-    V sum = Vec::zero();
-    for (j = 0; j < keys; ++j) {
-      const V e = vexp2<Vec>(Vec::sub(Vec::load(lg + j * kW), m));
-      Vec::store(lg + j * kW, e);
-      sum = Vec::add(sum, e);
-    }
-    const V inv = Vec::div(Vec::set1(1.f), sum);
-    // 4. out^T = P^T V, kChan channels at a time (each p load feeds kChan FMAs; 16 where there are 32
-    // wide registers); keys past a lane's token leave its sums unchanged (a NaN in a later value never
-    // reaches it).
-    const size_t common = open < keys ? open : keys;  // keys every lane sees
-    auto masked = [&](V acc, V p, float vj, size_t key) {
-      return Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, Vec::fmadd(p, Vec::set1(vj), acc));
-    };
-    constexpr size_t kChan = sizeof(V) >= 64 ? 16 : 8;
-    V chk = Vec::zero();  // the sum of the outputs' squares
-    auto put = [&](size_t ch, V o) {
-      const V res = Vec::mul(o, inv);
-      chk = Vec::fmadd(res, res, chk);
-      Vec::store(ot + ch * kW, res);
-    };
-    size_t c = 0;
-    for (; c + kChan <= dh; c += kChan) {
-      V o[kChan];
-#pragma GCC unroll 16
-      for (size_t u = 0; u < kChan; ++u) o[u] = Vec::zero();
-      for (j = 0; j < common; ++j) {
-        const V p = Vec::load(lg + j * kW);
-        const float* vj = v + j * kvs + c;
-#pragma GCC unroll 16
-        for (size_t u = 0; u < kChan; ++u) o[u] = Vec::fmadd(p, Vec::set1(vj[u]), o[u]);
-      }
-      for (; j < keys; ++j) {
-        const V p = Vec::load(lg + j * kW);
-        const float* vj = v + j * kvs + c;
-#pragma GCC unroll 16
-        for (size_t u = 0; u < kChan; ++u) o[u] = masked(o[u], p, vj[u], j);
-      }
-#pragma GCC unroll 16
-      for (size_t u = 0; u < kChan; ++u) put(c + u, o[u]);
-    }
-    for (; c < dh; ++c) {
-      V o0 = Vec::zero();
-      for (j = 0; j < common; ++j) o0 = Vec::fmadd(Vec::load(lg + j * kW), Vec::set1(v[j * kvs + c]), o0);
-      for (; j < keys; ++j) o0 = masked(o0, Vec::load(lg + j * kW), v[j * kvs + c], j);
-      put(c, o0);
-    }
-    // 5. back to the rows, in place, or the block's rows from the reference where float32 did not hold.
+    mqa_all_logits<Vec>(qt, k, kvs, dh, keys, finish_logit);
+    // 3-4. softmax and out^T = P^T V.
+    const V chk = mqa_softmax_pv<Vec>(lg, m, v, kvs, dh, keys, open < keys ? open : keys, tokv, ot,
+                                      direct ? orows : nullptr);
+    // 5. back to the rows, in place (done if direct), or the block's rows from the reference where
+    // float32 did not hold.
     if (mqa_block_finite<Vec>(lo, chk)) {
-      scatter_transpose<Vec>(ot, kW, lanes, dh, orows);
+      if (!direct) scatter_transpose<Vec>(ot, kW, lanes, dh, orows);
     } else {
       mqa_rows_reference<kPrior>()(q, qs, k, v, kvs, factor_r, n, heads, dh, r0, r0 + lanes, causal, out, os,
                                    scratch);

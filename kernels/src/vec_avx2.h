@@ -60,6 +60,24 @@ struct VecAvx2 {
     _mm_storeu_ps(dst + 2 * ds, r2);
     _mm_storeu_ps(dst + 3 * ds, r3);
   }
+  // r[i][l] <- r[l][i]: an 8x8 transpose in registers.
+  static void transpose(V* r) {
+    V t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 8; g += 4) {  // s[g + k], half H: column 4H + k of rows g..g+3
+      s[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+      s[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+      s[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      s[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+      r[k] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x20);
+      r[k + 4] = _mm256_permute2f128_ps(s[k], s[4 + k], 0x31);
+    }
+  }
   static double hsum_f64(V v) {
     const __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
                                     _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));

@@ -66,6 +66,31 @@ struct VecAvx512 {
     _mm_storeu_ps(dst + 2 * ds, r2);
     _mm_storeu_ps(dst + 3 * ds, r3);
   }
+  // r[i][l] <- r[l][i]: a 16x16 transpose in registers (unpack pairs of rows, pairs of pairs, then
+  // gather the 128-bit lanes in two rounds of shuffle_f32x4; 64 shuffles).
+  static void transpose(V* r) {
+    V t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    auto lo = [](V a, V b) { return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); };
+    auto hi = [](V a, V b) { return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); };
+    for (int g = 0; g < 16; g += 4) {  // u[g + k], lane L: column 4L + k of rows g..g+3
+      u[g] = lo(t[g], t[g + 2]);
+      u[g + 1] = hi(t[g], t[g + 2]);
+      u[g + 2] = lo(t[g + 1], t[g + 3]);
+      u[g + 3] = hi(t[g + 1], t[g + 3]);
+    }
+    for (int k = 0; k < 4; ++k) {
+      const V v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), v1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+      const V w0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+      r[k] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+      r[k + 8] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+      r[k + 4] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+      r[k + 12] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+  }
   static double hsum_f64(V v) {
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
     const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));

@@ -68,10 +68,12 @@ struct HalfOf<Vec, std::void_t<typename Vec::Half>> {
 //     and lanes with n > 127 saturating at 2^127 * 2^f instead of inf.
 // The error against 2^x in double is about 1 ulp (tested in kernels/tests/test_kernels.cc); the
 // rounding of the caller's x (a logit times log2(e)) weighs as much as for vexp's x.
-template <class Vec>
+// kClamp = false drops step 1 (one operation): then -inf gives NaN instead of 0 where Vec::scalef is
+// used; for callers that never pass -inf (mqa_impl.h masks such lanes itself).
+template <class Vec, bool kClamp = true>
 inline typename Vec::V vexp2(typename Vec::V x) {
   using V = typename Vec::V;
-  x = Vec::max(Vec::set1(-150.f), x);
+  if constexpr (kClamp) x = Vec::max(Vec::set1(-150.f), x);
   const V n = Vec::round_nearest(x);
   const V f = Vec::sub(x, n);
   V p = Vec::set1(1.534552866e-04f);
