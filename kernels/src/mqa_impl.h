@@ -40,6 +40,15 @@
 
 namespace mobpose::kernels {
 
+// The helpers and lambdas of one block's work are forced inline: left to its heuristics, gcc kept the
+// per-key lambda of the prior variants out of line once the dh = 16 variants were added (a call per
+// key, the vector argument through memory: 25 % slower at (18, 8, 81, 16)).
+#if defined(__GNUC__)
+#define MOBPOSE_MQA_INLINE __attribute__((always_inline))
+#else
+#define MOBPOSE_MQA_INLINE
+#endif
+
 constexpr size_t kMqaMaxWidth = 16;  // widest vector; scratch is sized for it
 static_assert(kMqaFactorPad >= kMqaMaxWidth, "factor_t must cover a whole vector of tokens");
 
@@ -75,14 +84,14 @@ constexpr MqaRowsFn mqa_rows_reference() {
 // Whether a block's float results stand: lo (the running min of its unmasked logits) and chk (the
 // sum of its outputs' squares) both finite in every lane. One horizontal sum per block.
 template <class Vec>
-inline bool mqa_block_finite(typename Vec::V lo, typename Vec::V chk) {
+MOBPOSE_MQA_INLINE inline bool mqa_block_finite(typename Vec::V lo, typename Vec::V chk) {
   return std::isfinite(Vec::hsum(Vec::add(chk, lo)));
 }
 
 // Logits of kR consecutive keys (rows kvs floats apart from k0) for the lanes of qt, one FMA chain per
 // key; finish(acc, key) takes each.
 template <class Vec, size_t kR, class Finish>
-inline void mqa_logits(const float* qt, const float* k0, size_t kvs, size_t dh, size_t j0, Finish& finish) {
+MOBPOSE_MQA_INLINE inline void mqa_logits(const float* qt, const float* k0, size_t kvs, size_t dh, size_t j0, Finish& finish) {
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   V a[kR];
@@ -116,7 +125,7 @@ inline bool mqa_direct(size_t lanes, size_t dh) {
 // qt[c][l] = rows[l][c] * scale for the kW rows of a full block, dh a multiple of kW: loads,
 // in-register transposes, stores.
 template <class Vec>
-inline void rows_to_qt(const float* const* rows, size_t dh, typename Vec::V scale, float* qt) {
+MOBPOSE_MQA_INLINE inline void rows_to_qt(const float* const* rows, size_t dh, typename Vec::V scale, float* qt) {
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   for (size_t c0 = 0; c0 < dh; c0 += kW) {
@@ -131,14 +140,14 @@ inline void rows_to_qt(const float* const* rows, size_t dh, typename Vec::V scal
 
 // qt *= scale, after the scratch transposes of a partial block.
 template <class Vec>
-inline void scale_qt(float* qt, size_t dh, typename Vec::V scale) {
+MOBPOSE_MQA_INLINE inline void scale_qt(float* qt, size_t dh, typename Vec::V scale) {
   for (size_t c = 0; c < dh; ++c) Vec::store(qt + c * Vec::kWidth, Vec::mul(Vec::load(qt + c * Vec::kWidth), scale));
 }
 
 // All the logits of a block: eight keys at a time (eight independent FMA chains), then the rest as one
 // group of 1-7 keys.
 template <class Vec, class Finish>
-inline void mqa_all_logits(const float* qt, const float* k, size_t kvs, size_t dh, size_t keys, Finish& finish) {
+MOBPOSE_MQA_INLINE inline void mqa_all_logits(const float* qt, const float* k, size_t kvs, size_t dh, size_t keys, Finish& finish) {
   size_t j = 0;
   for (; j + 8 <= keys; j += 8) mqa_logits<Vec, 8>(qt, k + j * kvs, kvs, dh, j, finish);
   switch (keys - j) {
@@ -164,17 +173,17 @@ inline void mqa_all_logits(const float* qt, const float* k, size_t kvs, size_t d
 // 1/sum and written either to the rows (orows: transposed in registers, mqa_direct) or to ot[dh][kW].
 // Returns the sum of the outputs' squares (the block's check).
 template <class Vec>
-inline typename Vec::V mqa_softmax_pv(float* lg, typename Vec::V m, const float* v, size_t kvs, size_t dh,
+MOBPOSE_MQA_INLINE inline typename Vec::V mqa_softmax_pv(float* lg, typename Vec::V m, const float* v, size_t kvs, size_t dh,
                                       size_t keys, size_t common, typename Vec::V tokv, float* ot,
                                       float* const* orows) {
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   constexpr size_t kChan = mqa_chan<Vec>();
-  auto prob = [&](size_t j) {
+  auto prob = [&](size_t j) MOBPOSE_MQA_INLINE {
     const V e = vexp2<Vec, false>(Vec::sub(Vec::load(lg + j * kW), m));
     return j < common ? e : Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, Vec::zero(), e);
   };
-  auto masked = [&](V acc, V p, float vj, size_t key) {
+  auto masked = [&](V acc, V p, float vj, size_t key) MOBPOSE_MQA_INLINE {
     return Vec::blend_gt(Vec::set1(static_cast<float>(key)), tokv, acc, Vec::fmadd(p, Vec::set1(vj), acc));
   };
   V sum = Vec::zero();
@@ -185,13 +194,14 @@ inline typename Vec::V mqa_softmax_pv(float* lg, typename Vec::V m, const float*
   }
   const V inv = Vec::div(Vec::set1(1.f), sum);
   V chk = Vec::zero();
-  auto put = [&](size_t ch, V o) {
+  auto put = [&](size_t ch, V o) MOBPOSE_MQA_INLINE {
     const V res = Vec::mul(o, inv);
     chk = Vec::fmadd(res, res, chk);
     Vec::store(ot + ch * kW, res);
   };
+  const size_t passes_end = dh / kChan * kChan;
   size_t c = 0;
-  for (; c + kChan <= dh; c += kChan) {
+  for (; c < passes_end; c += kChan) {
     V o[kChan];
 #pragma GCC unroll 16
     for (size_t u = 0; u < kChan; ++u) o[u] = Vec::zero();
@@ -237,9 +247,12 @@ inline typename Vec::V mqa_softmax_pv(float* lg, typename Vec::V m, const float*
 // The logits in base 2 for vexp2: q.k / sqrt(dh) * log2(e), then * F or + F log2(e).
 constexpr double kMqaLog2e = 1.4426950408889634;
 
-template <class Vec, PriorMode kPrior>
-void mqa(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh,
-         size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
+// kDh: the head width when it is known at compile time (16, the PRM's), else 0 (dh as given); mqa and
+// mqa_rows below pick the variant. A known width lets the compiler unroll every loop over channels.
+template <class Vec, PriorMode kPrior, size_t kDh>
+void mqa_dh(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh_arg,
+            size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
+  const size_t dh = kDh != 0 ? kDh : dh_arg;
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   float* qt = scratch;          // [dh][kW]
@@ -254,7 +267,7 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
     using Half = typename HalfOf<Vec>::type;
     if constexpr (!std::is_void_v<Half>) {
       if (lanes <= Half::kWidth) {  // the last block, at most half full: half as many operations
-        mqa<Half, kPrior>(q, k, v, factor_t, n, dh, r0, row_end, causal, out, scratch);
+        mqa_dh<Half, kPrior, kDh>(q, k, v, factor_t, n, dh, r0, row_end, causal, out, scratch);
         return;
       }
     }
@@ -292,7 +305,7 @@ void mqa(const float* q, const float* k, const float* v, const float* factor_t, 
     }
     // 2. logits, their running max and (before the mask) their running min.
     V m = neg_inf, lo = Vec::zero();
-    auto finish_logit = [&](V acc, size_t j) {
+    auto finish_logit = [&](V acc, size_t j) MOBPOSE_MQA_INLINE {
       V l;
       if constexpr (kPrior == PriorMode::kNone) {
         l = acc;
@@ -376,10 +389,11 @@ inline void scatter_transpose(const float* src, size_t ss, size_t nrows, size_t 
 // stored probabilities defeat store-to-load forwarding.) The softmax runs in base 2 (logits times
 // log2(e), then vexp2), which needs fewer operations than vexp and gives the same probabilities to
 // float rounding.
-template <class Vec, PriorMode kPrior>
-void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t kvs, const float* factor_r, size_t n,
-              size_t heads, size_t dh, size_t row_begin, size_t row_end, bool causal, float* out, size_t os,
-              float* scratch) {
+template <class Vec, PriorMode kPrior, size_t kDh>
+void mqa_rows_dh(const float* q, size_t qs, const float* k, const float* v, size_t kvs, const float* factor_r,
+                 size_t n, size_t heads, size_t dh_arg, size_t row_begin, size_t row_end, bool causal, float* out,
+                 size_t os, float* scratch) {
+  const size_t dh = kDh != 0 ? kDh : dh_arg;
   using V = typename Vec::V;
   constexpr size_t kW = Vec::kWidth;
   float* qt = scratch;       // [dh][kW]
@@ -395,7 +409,8 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
     using Half = typename HalfOf<Vec>::type;
     if constexpr (!std::is_void_v<Half>) {
       if (lanes <= Half::kWidth) {  // the last block, at most half full: half as many operations
-        mqa_rows<Half, kPrior>(q, qs, k, v, kvs, factor_r, n, heads, dh, r0, row_end, causal, out, os, scratch);
+        mqa_rows_dh<Half, kPrior, kDh>(q, qs, k, v, kvs, factor_r, n, heads, dh, r0, row_end, causal, out, os,
+                                       scratch);
         return;
       }
     }
@@ -433,7 +448,7 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
     }
     // 2. logits, their running max and (before the mask) their running min.
     V m = neg_inf, lo = Vec::zero();
-    auto finish_logit = [&](V acc, size_t j) {
+    auto finish_logit = [&](V acc, size_t j) MOBPOSE_MQA_INLINE {
       V l;
       if constexpr (kPrior == PriorMode::kNone) {
         l = acc;
@@ -458,6 +473,31 @@ void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t 
       mqa_rows_reference<kPrior>()(q, qs, k, v, kvs, factor_r, n, heads, dh, r0, r0 + lanes, causal, out, os,
                                    scratch);
     }
+  }
+}
+
+// The kernels as the dispatch table holds them (kernels.h: MqaFn, MqaRowsFn): dh = 16 runs the variant
+// compiled for it (measured 4 % faster at (18, 8, 81, 16)), any other dh the general one.
+template <class Vec, PriorMode kPrior>
+void mqa(const float* q, const float* k, const float* v, const float* factor_t, size_t n, size_t dh,
+         size_t row_begin, size_t row_end, bool causal, float* out, float* scratch) {
+  if (dh == 16) {
+    mqa_dh<Vec, kPrior, 16>(q, k, v, factor_t, n, dh, row_begin, row_end, causal, out, scratch);
+  } else {
+    mqa_dh<Vec, kPrior, 0>(q, k, v, factor_t, n, dh, row_begin, row_end, causal, out, scratch);
+  }
+}
+
+template <class Vec, PriorMode kPrior>
+void mqa_rows(const float* q, size_t qs, const float* k, const float* v, size_t kvs, const float* factor_r, size_t n,
+              size_t heads, size_t dh, size_t row_begin, size_t row_end, bool causal, float* out, size_t os,
+              float* scratch) {
+  if (dh == 16) {
+    mqa_rows_dh<Vec, kPrior, 16>(q, qs, k, v, kvs, factor_r, n, heads, dh, row_begin, row_end, causal, out, os,
+                                 scratch);
+  } else {
+    mqa_rows_dh<Vec, kPrior, 0>(q, qs, k, v, kvs, factor_r, n, heads, dh, row_begin, row_end, causal, out, os,
+                                scratch);
   }
 }
 
