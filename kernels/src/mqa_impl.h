@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "mobpose/kernels.h"
 #include "vec_math.h"
@@ -247,6 +248,37 @@ MOBPOSE_MQA_INLINE inline typename Vec::V mqa_softmax_pv(float* lg, typename Vec
 // The logits in base 2 for vexp2: q.k / sqrt(dh) * log2(e), then * F or + F log2(e).
 constexpr double kMqaLog2e = 1.4426950408889634;
 
+// Steps 2-4 of a block in either layout: the logits of the `keys` keys (qt already scaled to base 2), times or
+// plus the prior factor F read at f0 + j * fstride for key j (the block's lanes contiguous there), their running
+// max (masked lanes left out: keys from `open` on) and min (before the mask), then mqa_softmax_pv. Returns
+// {lo, chk}: the min of the logits and the sum of the outputs' squares, the block's check (mqa_block_finite).
+template <class Vec, PriorMode kPrior>
+MOBPOSE_MQA_INLINE inline std::pair<typename Vec::V, typename Vec::V> mqa_block(
+    const float* qt, const float* k, const float* v, size_t kvs, size_t dh, size_t keys, size_t open, size_t lanes,
+    typename Vec::V tokv, const float* f0, size_t fstride, float* lg, float* ot, float* const* orows) {
+  using V = typename Vec::V;
+  constexpr size_t kW = Vec::kWidth;
+  const V log2e = Vec::set1(static_cast<float>(kMqaLog2e));
+  const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
+  V m = neg_inf, lo = Vec::zero();
+  auto finish_logit = [&](V acc, size_t j) MOBPOSE_MQA_INLINE {
+    V l;
+    if constexpr (kPrior == PriorMode::kNone) {
+      l = acc;
+    } else {
+      const float* f = f0 + j * fstride;
+      const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
+      l = kPrior == PriorMode::kMultiplicative ? Vec::mul(acc, fv) : Vec::fmadd(fv, log2e, acc);
+    }
+    lo = Vec::min(lo, l);
+    Vec::store(lg + j * kW, l);  // unmasked: mqa_softmax_pv masks the probabilities
+    m = Vec::max(m, j >= open ? Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l) : l);
+  };
+  mqa_all_logits<Vec>(qt, k, kvs, dh, keys, finish_logit);
+  const V chk = mqa_softmax_pv<Vec>(lg, m, v, kvs, dh, keys, open < keys ? open : keys, tokv, ot, orows);
+  return {lo, chk};
+}
+
 // kDh: the head width when it is known at compile time (16, the PRM's), else 0 (dh as given); mqa and
 // mqa_rows below pick the variant. A known width lets the compiler unroll every loop over channels.
 template <class Vec, PriorMode kPrior, size_t kDh>
@@ -259,8 +291,6 @@ void mqa_dh(const float* q, const float* k, const float* v, const float* factor_
   float* lg = qt + dh * kW;     // [n][kW] logits, then 2^(logit - max)
   float* ot = lg + n * kW;      // [dh][kW]
   const V scale = Vec::set1(static_cast<float>(kMqaLog2e / std::sqrt(static_cast<double>(dh))));
-  const V log2e = Vec::set1(static_cast<float>(kMqaLog2e));
-  const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
 
   for (size_t r0 = row_begin; r0 < row_end; r0 += kW) {
     const size_t lanes = row_end - r0 < kW ? row_end - r0 : kW;
@@ -304,24 +334,8 @@ void mqa_dh(const float* q, const float* k, const float* v, const float* factor_
       scale_qt<Vec>(qt, dh, scale);
     }
     // 2. logits, their running max and (before the mask) their running min.
-    V m = neg_inf, lo = Vec::zero();
-    auto finish_logit = [&](V acc, size_t j) MOBPOSE_MQA_INLINE {
-      V l;
-      if constexpr (kPrior == PriorMode::kNone) {
-        l = acc;
-      } else {
-        const float* f = factor_t + j * (n + kMqaFactorPad) + t0;
-        const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
-        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(acc, fv) : Vec::fmadd(fv, log2e, acc);
-      }
-      lo = Vec::min(lo, l);
-      Vec::store(lg + j * kW, l);  // unmasked: mqa_softmax_pv masks the probabilities
-      m = Vec::max(m, j >= open ? Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l) : l);
-    };
-    mqa_all_logits<Vec>(qt, k, dh, dh, keys, finish_logit);
-    // 3-4. softmax and out^T = P^T V.
-    const V chk = mqa_softmax_pv<Vec>(lg, m, v, dh, dh, keys, open < keys ? open : keys, tokv, ot,
-                                      direct ? orows : nullptr);
+    const auto [lo, chk] = mqa_block<Vec, kPrior>(qt, k, v, dh, dh, keys, open, lanes, tokv, factor_t + t0,
+                                                  n + kMqaFactorPad, lg, ot, direct ? orows : nullptr);
     // 5. back to rows (done if direct), or the block's rows from the reference where float32 did not hold.
     if (mqa_block_finite<Vec>(lo, chk)) {
       if (!direct) transpose<Vec>(ot, dh, lanes, kW, out + r0 * dh, dh);
@@ -400,9 +414,6 @@ void mqa_rows_dh(const float* q, size_t qs, const float* k, const float* v, size
   float* lg = qt + dh * kW;  // [n][kW] logits, then 2^(logit - max)
   float* ot = lg + n * kW;   // [dh][kW]
   const V scale = Vec::set1(static_cast<float>(kMqaLog2e / std::sqrt(static_cast<double>(dh))));
-  const V log2e = Vec::set1(static_cast<float>(kMqaLog2e));
-  const V neg_inf = Vec::set1(-std::numeric_limits<float>::infinity());
-  const size_t fstride = n * heads + kMqaFactorPad;
 
   for (size_t r0 = row_begin; r0 < row_end; r0 += kW) {
     const size_t lanes = row_end - r0 < kW ? row_end - r0 : kW;
@@ -447,24 +458,8 @@ void mqa_rows_dh(const float* q, size_t qs, const float* k, const float* v, size
       scale_qt<Vec>(qt, dh, scale);
     }
     // 2. logits, their running max and (before the mask) their running min.
-    V m = neg_inf, lo = Vec::zero();
-    auto finish_logit = [&](V acc, size_t j) MOBPOSE_MQA_INLINE {
-      V l;
-      if constexpr (kPrior == PriorMode::kNone) {
-        l = acc;
-      } else {
-        const float* f = factor_r + j * fstride + r0;
-        const V fv = lanes == kW ? Vec::load(f) : Vec::load_tail(f, lanes);
-        l = kPrior == PriorMode::kMultiplicative ? Vec::mul(acc, fv) : Vec::fmadd(fv, log2e, acc);
-      }
-      lo = Vec::min(lo, l);
-      Vec::store(lg + j * kW, l);  // unmasked: mqa_softmax_pv masks the probabilities
-      m = Vec::max(m, j >= open ? Vec::blend_gt(Vec::set1(static_cast<float>(j)), tokv, neg_inf, l) : l);
-    };
-    mqa_all_logits<Vec>(qt, k, kvs, dh, keys, finish_logit);
-    // 3-4. softmax and out^T = P^T V.
-    const V chk = mqa_softmax_pv<Vec>(lg, m, v, kvs, dh, keys, open < keys ? open : keys, tokv, ot,
-                                      direct ? orows : nullptr);
+    const auto [lo, chk] = mqa_block<Vec, kPrior>(qt, k, v, kvs, dh, keys, open, lanes, tokv, factor_r + r0,
+                                                  n * heads + kMqaFactorPad, lg, ot, direct ? orows : nullptr);
     // 5. back to the rows, in place (done if direct), or the block's rows from the reference where
     // float32 did not hold.
     if (mqa_block_finite<Vec>(lo, chk)) {
