@@ -484,8 +484,6 @@ def _eval_people(args) -> int:
 
 def _eval(args) -> int:
     if args.what == "rig":
-        import json
-
         from .data.mesh_rig import evaluate
 
         report = evaluate(args.split, args.actions, args.stride, args.calibrate_frames)
