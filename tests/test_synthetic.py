@@ -97,6 +97,138 @@ def test_render_spheres_bad_input():
         _core.render_spheres(good, K, 0, 8)
 
 
+def brute_force_mesh(verts: np.ndarray, faces: np.ndarray, proj: np.ndarray, h: int, w: int):
+    """Ray/triangle intersection per pixel (Moller-Trumbore): the nearest hit's camera Z and face."""
+    inv = np.linalg.inv(proj.astype(np.float64))
+    v = verts.astype(np.float64)
+    depth = np.full((h, w), np.inf)
+    index = np.full((h, w), -1)
+    for i in range(h):
+        for j in range(w):
+            r = inv @ np.array([j, i, 1.0])
+            r = r / r[2]
+            for f, (a, b, c) in enumerate(faces):
+                e1, e2 = v[b] - v[a], v[c] - v[a]
+                pv = np.cross(r, e2)
+                det = e1 @ pv
+                if abs(det) < 1e-12:
+                    continue
+                tv = -v[a]  # the ray starts at the camera centre; r has Z = 1, so t is the hit's Z
+                u = (tv @ pv) / det
+                qv = np.cross(tv, e1)
+                vv = (r @ qv) / det
+                t = (e2 @ qv) / det
+                if u < 0 or vv < 0 or u + vv > 1:
+                    continue
+                if t < depth[i, j]:
+                    depth[i, j], index[i, j] = t, f
+    return depth, index
+
+
+def icosphere(centre, radius: float, subdivisions: int = 2):
+    """A tessellated sphere: (V, 3) float32 vertices, (F, 3) int32 faces, (V, 3) unit outward normals."""
+    t = (1 + 5**0.5) / 2
+    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
+         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
+    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+         (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
+         (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
+    for _ in range(subdivisions):
+        cache, out = {}, []
+
+        def mid(a, b):
+            key = (min(a, b), max(a, b))
+            if key not in cache:
+                m = verts[a] + verts[b]
+                verts.append(m / np.linalg.norm(m))
+                cache[key] = len(verts) - 1
+            return cache[key]
+
+        for a, b, c in f:
+            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            out += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
+        f = out
+    unit = np.array(verts)
+    return ((unit * radius + np.asarray(centre)).astype(np.float32), np.array(f, np.int32),
+            unit.astype(np.float32))
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_render_mesh_matches_brute_force(affine):
+    rng = np.random.default_rng(2)
+    verts = np.concatenate([rng.uniform(-500, 500, (18, 2)), rng.uniform(1500, 3000, (18, 1))], 1).astype(np.float32)
+    faces = rng.integers(0, 18, (10, 3)).astype(np.int32)
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    proj = K.astype(np.float64)
+    if affine:
+        proj = crop_affine(np.array([5.0, -3.0, 60.0, 70.0]), 48, 1.1, 25.0) @ proj
+    proj = proj.astype(np.float32)
+    normals = rng.normal(size=verts.shape).astype(np.float32)
+    depth, normal, index = _core.render_mesh(verts, normals, faces, proj, 48, 64)
+    ref_depth, ref_index = brute_force_mesh(verts, faces, proj, 48, 64)
+    hit = np.isfinite(ref_depth)
+    assert 0.05 < hit.mean() < 1.0
+    # pixel centres exactly on a shared edge may go to either face; nowhere else may they differ
+    assert (np.isfinite(depth) == hit).mean() > 0.99
+    both = hit & np.isfinite(depth)
+    np.testing.assert_allclose(depth[both], ref_depth[both], rtol=1e-4)
+    assert (index == ref_index)[both].mean() > 0.99
+    np.testing.assert_allclose(np.linalg.norm(normal[both], axis=-1), 1.0, atol=1e-4)
+    assert (normal[~np.isfinite(depth)] == 0).all() and (index[~np.isfinite(depth)] == -1).all()
+    yy, xx = np.mgrid[0:48, 0:64]
+    rays = np.stack([xx, yy, np.ones_like(xx)], -1) @ np.linalg.inv(proj.astype(np.float64)).T
+    assert ((normal * rays).sum(-1)[both] <= 1e-6).all()  # turned towards the camera
+
+
+def test_render_mesh_sphere_agrees_with_render_spheres():
+    """A finely tessellated sphere rasterises like the analytic sphere: same silhouette, depth within the
+    tessellation's sag, normals within a few degrees."""
+    verts, faces, unit = icosphere((120.0, -80.0, 2500.0), 300.0, subdivisions=4)
+    d_mesh, n_mesh, i_mesh = _core.render_mesh(verts, unit, faces, K, 48, 64)
+    d_sph, n_sph, _ = _core.render_spheres(np.array([[120.0, -80.0, 2500.0, 300.0]], np.float32), K, 48, 64)
+    both = np.isfinite(d_mesh) & np.isfinite(d_sph)
+    assert (np.isfinite(d_mesh) != np.isfinite(d_sph)).sum() <= 0.02 * both.sum()
+    facing = both & (n_sph[..., 2] < -0.5)  # away from the silhouette, where grazing rays magnify the sag
+    assert facing.sum() > 0.5 * both.sum()
+    assert np.abs(d_mesh[facing] - d_sph[facing]).max() < 2 * 300.0 * (1 - np.cos(np.pi / 40))
+    cos = (n_mesh[facing] * n_sph[facing]).sum(-1)
+    assert cos.min() > np.cos(np.radians(4.0))
+    assert set(np.unique(i_mesh[both])) <= set(range(len(faces)))
+    # nearer surfaces win: a small sphere in front hides the big one where they overlap
+    v2, f2, u2 = icosphere((120.0, -80.0, 2000.0), 80.0, 3)
+    verts2 = np.concatenate([verts, v2])
+    faces2 = np.concatenate([faces, f2 + len(verts)]).astype(np.int32)
+    d2, _, i2 = _core.render_mesh(verts2, np.concatenate([unit, u2]), faces2, K, 48, 64)
+    front = i2 >= len(faces)
+    assert front.sum() > 10 and (d2[front] <= 2000.01).all() and (d2[front] > 1900.0).all()
+    assert (d2[front] < d_mesh[front]).all() and (i2[~front] == i_mesh[~front]).all()
+
+
+def test_render_mesh_bad_input():
+    verts, faces, unit = icosphere((0.0, 0.0, 2000.0), 100.0, 0)
+    with pytest.raises(TypeError, match="faces must be int32"):
+        _core.render_mesh(verts, unit, faces.astype(np.int64), K, 8, 8)
+    with pytest.raises(TypeError, match="vertices must be float32"):
+        _core.render_mesh(verts.astype(np.float64), unit, faces, K, 8, 8)
+    with pytest.raises(ValueError, match="both have shape"):
+        _core.render_mesh(verts, unit[:-1], faces, K, 8, 8)
+    with pytest.raises(ValueError, match=r"faces must have shape \(F, 3\)"):
+        _core.render_mesh(verts, unit, faces[:, :2].copy(), K, 8, 8)
+    bad = faces.copy()
+    bad[3, 1] = len(verts)
+    with pytest.raises(ValueError, match="face 3 has vertex index 12 outside"):
+        _core.render_mesh(verts, unit, bad, K, 8, 8)
+    nan = verts.copy()
+    nan[5, 2] = np.nan
+    with pytest.raises(ValueError, match="vertex 5 or its normal is not finite"):
+        _core.render_mesh(nan, unit, faces, K, 8, 8)
+    with pytest.raises(ValueError, match="invertible"):
+        _core.render_mesh(verts, unit, faces, np.zeros((3, 3), np.float32), 8, 8)
+    with pytest.raises(ValueError, match="image size"):
+        _core.render_mesh(verts, unit, faces, K, 8, 0)
+
+
 def test_body_spheres(poses):
     spheres, materials = body_spheres(poses[0])
     assert spheres.dtype == np.float32 and spheres.shape[1] == 4 and len(spheres) == len(materials) > 100

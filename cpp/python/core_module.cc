@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mobpose/kernels.h"
@@ -36,10 +37,12 @@ std::string shape_str(const InArray& a) {
 }
 
 // Checks dtype, device, rank, layout and emptiness; returns the data pointer.
-const float* checked(const InArray& a, const char* name, size_t ndim, const char* dims) {
-  if (a.dtype() != nb::dtype<float>()) {
-    throw nb::type_error((std::string(name) + " must be float32 (convert with " +
-                          "np.ascontiguousarray(x, dtype=np.float32))").c_str());
+template <typename T = float>
+const T* checked(const InArray& a, const char* name, size_t ndim, const char* dims) {
+  if (a.dtype() != nb::dtype<T>()) {
+    const std::string t = std::is_same_v<T, float> ? "float32" : "int32";
+    throw nb::type_error((std::string(name) + " must be " + t + " (convert with " +
+                          "np.ascontiguousarray(x, dtype=np." + t + "))").c_str());
   }
   if (a.device_type() != nb::device::cpu::value) {
     throw nb::value_error((std::string(name) + " must be on the CPU").c_str());
@@ -63,7 +66,7 @@ const float* checked(const InArray& a, const char* name, size_t ndim, const char
     }
     expect *= static_cast<int64_t>(a.shape(i));
   }
-  return static_cast<const float*>(a.data());
+  return static_cast<const T*>(a.data());
 }
 
 OutArray new_array(std::initializer_list<size_t> shape) {
@@ -148,6 +151,42 @@ nb::tuple render_spheres(const InArray& spheres, const InArray& projection, int6
   try {
     nb::gil_scoped_release release;
     mobpose::render_spheres(sp, spheres.shape(0), pp, h, w, depth.data(), normal.data(), idx, near_mm);
+  } catch (const std::invalid_argument& e) {
+    throw nb::value_error(e.what());
+  }
+  return nb::make_tuple(depth, normal, index);
+}
+
+nb::tuple render_mesh(const InArray& vertices, const InArray& vertex_normals, const InArray& faces,
+                      const InArray& projection, int64_t height, int64_t width, float near_mm) {
+  const float* v = checked(vertices, "vertices", 2, "(V, 3)");
+  const float* vn = checked(vertex_normals, "vertex_normals", 2, "(V, 3)");
+  const int32_t* f = checked<int32_t>(faces, "faces", 2, "(F, 3)");
+  const float* pp = checked(projection, "projection", 2, "(3, 3)");
+  if (vertices.shape(1) != 3 || vertex_normals.shape(0) != vertices.shape(0) || vertex_normals.shape(1) != 3) {
+    throw nb::value_error(("vertices and vertex_normals must both have shape (V, 3), got " +
+                           shape_str(vertices) + " and " + shape_str(vertex_normals)).c_str());
+  }
+  if (faces.shape(1) != 3) {
+    throw nb::value_error(("faces must have shape (F, 3) (triangles), got " + shape_str(faces)).c_str());
+  }
+  if (projection.shape(0) != 3 || projection.shape(1) != 3) {
+    throw nb::value_error(("projection must have shape (3, 3), got " + shape_str(projection)).c_str());
+  }
+  if (height < 1 || width < 1 || height > 16384 || width > 16384) {
+    throw nb::value_error(("image size must be within 1..16384 pixels, got " +
+                           std::to_string(height) + "x" + std::to_string(width)).c_str());
+  }
+  const size_t h = static_cast<size_t>(height), w = static_cast<size_t>(width);
+  OutArray depth = new_array({h, w});
+  OutArray normal = new_array({h, w, 3});
+  int32_t* idx = new int32_t[h * w];
+  nb::capsule owner(idx, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
+  nb::ndarray<nb::numpy, int32_t> index(idx, {h, w}, owner);
+  try {
+    nb::gil_scoped_release release;
+    mobpose::render_mesh(v, vn, vertices.shape(0), f, faces.shape(0), pp, h, w, depth.data(), normal.data(),
+                         idx, near_mm);
   } catch (const std::invalid_argument& e) {
     throw nb::value_error(e.what());
   }
@@ -242,6 +281,11 @@ NB_MODULE(_core, m) {
         nb::arg("height"), nb::arg("width"), nb::arg("near_mm") = 10.0f,
         "Nearest-surface rasterisation of camera-space spheres (S, 4) through a 3x3 projection ->\n"
         "(depth (H, W) float32, +inf empty; normal (H, W, 3) float32; index (H, W) int32, -1 empty).");
+  m.def("render_mesh", &render_mesh, nb::arg("vertices"), nb::arg("vertex_normals"), nb::arg("faces"),
+        nb::arg("projection"), nb::arg("height"), nb::arg("width"), nb::arg("near_mm") = 10.0f,
+        "Z-buffer rasterisation of a camera-space triangle mesh (vertices, vertex_normals (V, 3) float32,\n"
+        "faces (F, 3) int32) through a 3x3 projection -> (depth (H, W) float32, +inf empty; normal\n"
+        "(H, W, 3) float32, interpolated, towards the camera; index (H, W) int32 face row, -1 empty).");
   m.def("set_kernel_variant", &set_kernel_variant, nb::arg("name"),
         "Select the kernel variant ('auto', 'reference', 'avx2', 'avx512', 'neon').");
   m.def("kernel_variant", [] { return std::string(mobpose::kernels::active_kernels().variant); },

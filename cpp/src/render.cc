@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace mobpose {
 
@@ -101,6 +102,90 @@ void render_spheres(const float* spheres, size_t count, const float* projection,
         normal[3 * o + 1] = static_cast<float>(t * ry - cy) * inv_r;
         normal[3 * o + 2] = static_cast<float>(t - cz) * inv_r;
         index[o] = static_cast<int32_t>(s);
+      }
+    }
+  }
+}
+
+void render_mesh(const float* vertices, const float* vertex_normals, size_t num_vertices,
+                 const int32_t* faces, size_t num_faces, const float* projection, size_t height,
+                 size_t width, float* depth, float* normal, int32_t* index, float near_mm) {
+  double inv[9];
+  if (!invert3(projection, inv)) {
+    throw std::invalid_argument("projection must be a finite invertible 3x3 matrix");
+  }
+  const float* p = projection;
+  // Per vertex: pixel (u, v) and 1 / Z; Z <= near marks the vertex unusable.
+  std::vector<double> su(num_vertices), sv(num_vertices), sw(num_vertices);
+  for (size_t k = 0; k < num_vertices; ++k) {
+    const double x = vertices[3 * k], y = vertices[3 * k + 1], z = vertices[3 * k + 2];
+    const float* nn = vertex_normals + 3 * k;
+    if (!(std::isfinite(x) && std::isfinite(y) && std::isfinite(z) && std::isfinite(nn[0]) &&
+          std::isfinite(nn[1]) && std::isfinite(nn[2]))) {
+      throw std::invalid_argument("vertex " + std::to_string(k) + " or its normal is not finite");
+    }
+    const double hz = p[6] * x + p[7] * y + p[8] * z;
+    if (!(z >= near_mm) || !(hz > 0)) {
+      sw[k] = 0.0;
+      continue;
+    }
+    su[k] = (p[0] * x + p[1] * y + p[2] * z) / hz;
+    sv[k] = (p[3] * x + p[4] * y + p[5] * z) / hz;
+    sw[k] = 1.0 / z;
+  }
+  for (size_t f = 0; f < 3 * num_faces; ++f) {
+    if (faces[f] < 0 || static_cast<size_t>(faces[f]) >= num_vertices) {
+      throw std::invalid_argument("face " + std::to_string(f / 3) + " has vertex index " +
+                                  std::to_string(faces[f]) + " outside 0.." +
+                                  std::to_string(num_vertices - 1));
+    }
+  }
+  const size_t n = height * width;
+  std::fill(depth, depth + n, std::numeric_limits<float>::infinity());
+  std::fill(normal, normal + 3 * n, 0.0f);
+  std::fill(index, index + n, -1);
+  const double max_u = static_cast<double>(width) - 1, max_v = static_cast<double>(height) - 1;
+  for (size_t f = 0; f < num_faces; ++f) {
+    const int32_t a = faces[3 * f], b = faces[3 * f + 1], c = faces[3 * f + 2];
+    if (sw[a] == 0.0 || sw[b] == 0.0 || sw[c] == 0.0) continue;
+    const double ua = su[a], va = sv[a], ub = su[b], vb = sv[b], uc = su[c], vc = sv[c];
+    const double area = (ub - ua) * (vc - va) - (vb - va) * (uc - ua);
+    if (!(std::fabs(area) > 1e-12)) continue;  // degenerate on screen: covers no pixel centre
+    const double lo_u = std::max(std::min({ua, ub, uc}), 0.0), hi_u = std::min(std::max({ua, ub, uc}), max_u);
+    const double lo_v = std::max(std::min({va, vb, vc}), 0.0), hi_v = std::min(std::max({va, vb, vc}), max_v);
+    if (lo_u > hi_u || lo_v > hi_v) continue;
+    const long j0 = static_cast<long>(std::ceil(lo_u)), j1 = static_cast<long>(std::floor(hi_u));
+    const long i0 = static_cast<long>(std::ceil(lo_v)), i1 = static_cast<long>(std::floor(hi_v));
+    const double r = 1.0 / area;
+    for (long i = i0; i <= i1; ++i) {
+      for (long j = j0; j <= j1; ++j) {
+        // Screen-space barycentrics (the sign of the area makes both windings positive inside).
+        const double l0 = ((ub - j) * (vc - i) - (vb - i) * (uc - j)) * r;
+        const double l1 = ((uc - j) * (va - i) - (vc - i) * (ua - j)) * r;
+        const double l2 = 1.0 - l0 - l1;
+        if (l0 < 0 || l1 < 0 || l2 < 0) continue;
+        // Perspective-correct weights: screen barycentrics divided by Z, renormalised.
+        const double w0 = l0 * sw[a], w1 = l1 * sw[b], w2 = l2 * sw[c];
+        const double zi = 1.0 / (w0 + w1 + w2);
+        const size_t o = static_cast<size_t>(i) * width + static_cast<size_t>(j);
+        if (!(zi < depth[o])) continue;
+        const double q0 = w0 * zi, q1 = w1 * zi, q2 = w2 * zi;
+        double nx = q0 * vertex_normals[3 * a] + q1 * vertex_normals[3 * b] + q2 * vertex_normals[3 * c];
+        double ny = q0 * vertex_normals[3 * a + 1] + q1 * vertex_normals[3 * b + 1] +
+                    q2 * vertex_normals[3 * c + 1];
+        double nz = q0 * vertex_normals[3 * a + 2] + q1 * vertex_normals[3 * b + 2] +
+                    q2 * vertex_normals[3 * c + 2];
+        // The surface point X = zi * ray; a normal pointing away from the camera (n . X > 0) is flipped.
+        const double px = q0 * vertices[3 * a] + q1 * vertices[3 * b] + q2 * vertices[3 * c];
+        const double py = q0 * vertices[3 * a + 1] + q1 * vertices[3 * b + 1] + q2 * vertices[3 * c + 1];
+        const double len = std::sqrt(nx * nx + ny * ny + nz * nz);
+        const double sgn = (nx * px + ny * py + nz * zi > 0) ? -1.0 : 1.0;
+        const double s = len > 1e-12 ? sgn / len : 0.0;
+        depth[o] = static_cast<float>(zi);
+        normal[3 * o] = static_cast<float>(nx * s);
+        normal[3 * o + 1] = static_cast<float>(ny * s);
+        normal[3 * o + 2] = static_cast<float>(nz * s);
+        index[o] = static_cast<int32_t>(f);
       }
     }
   }
