@@ -91,6 +91,9 @@ def _add_train(sub) -> None:
                       help="share of real LSPET train crops (2D targets only) among each epoch's items (default 0)")
     ipem.add_argument("--lspet", default=None,
                       help="the LSPET folder (default $MOBPOSE_LSPET_DIR or ../shared/data/lspet)")
+    ipem.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
+                      help="synthetic people: sphere bodies, or skinned MakeHuman meshes (needs mobpose[mesh]); "
+                           "the held-out validation renders use the same")
     ipem.add_argument("--workers", type=int, default=1, help="data-loader processes rendering ahead")
     ipem.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ipem.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
@@ -234,6 +237,8 @@ def _add_eval(sub) -> None:
     ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default=None,
                       help="swap the soft-argmax form (default: the one it was trained with)")
     ipem.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
+    ipem.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
+                      help="the rendered people: sphere bodies (default) or skinned MakeHuman meshes (mobpose[mesh])")
     ipem.add_argument("--json", default=None, help="also write the report as JSON here")
     photos = which.add_parser("photos", help="an IPEM on real photographs of people (drawn, no ground truth)")
     photos.add_argument("model", help="a shipped name or a .safetensors checkpoint")
@@ -315,7 +320,7 @@ def _train(args) -> int:
 
         data = IPEMDataConfig(samples_per_epoch=args.samples_per_epoch, eval_samples=args.eval_samples,
                               workers=args.workers, seed=args.seed, lspet_fraction=args.lspet_fraction,
-                              lspet=args.lspet or "")
+                              lspet=args.lspet or "", bodies=args.bodies)
         train = replace(ipem_recipe(args.epochs, args.batch_size), lr=args.lr, seed=args.seed,
                         max_steps=args.max_steps, workers=args.workers, checkpoint_every=25)
         if args.warmup_epochs >= 0:
@@ -396,9 +401,10 @@ def _eval_ipem(args) -> int:
     else:
         from .train.ipem_stage import evaluate_ipem, ipem_eval_set
 
-        report = evaluate_ipem(model, ipem_eval_set(model, args.samples), flip_test=args.flip_test, progress=True)
+        report = evaluate_ipem(model, ipem_eval_set(model, args.samples, bodies=args.bodies), flip_test=args.flip_test,
+                               progress=True)
         report.update(model=args.model, softargmax=model.softargmax_mode, flip_test=args.flip_test,
-                      protocol="synthetic CMU-test renders, GT box and root depth, 17 joints")
+                      protocol=f"synthetic CMU-test renders ({args.bodies} bodies), GT box and root depth, 17 joints")
         print(json.dumps(report))
     if args.json:
         with open(args.json, "w") as f:
@@ -591,12 +597,15 @@ def _add_synth(sub) -> None:
                        help="training crops (augmented), evaluation crops, full images, multi-person scenes")
     sheet.add_argument("--split", choices=("train", "test"), default="train", help="CMU split the poses come from")
     sheet.add_argument("--seed", type=int, default=0, help="seeds the poses, cameras and looks drawn (default 0)")
+    sheet.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
+                       help="sphere bodies or skinned MakeHuman meshes (needs mobpose[mesh])")
 
 
 def _synth(args) -> int:
     from .data.synthetic.sheet import write_contact_sheet
 
-    info = write_contact_sheet(args.out, count=args.count, kind=args.kind, split=args.split, seed=args.seed)
+    info = write_contact_sheet(args.out, count=args.count, kind=args.kind, split=args.split, seed=args.seed,
+                               bodies=args.bodies)
     print(json.dumps(info))
     return 0
 

