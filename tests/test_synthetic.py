@@ -134,19 +134,19 @@ def icosphere(centre, radius: float, subdivisions: int = 2):
          (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
          (6, 2, 10), (8, 6, 7), (9, 8, 1)]
     verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
+    def mid(a, b, cache):
+        key = (min(a, b), max(a, b))
+        if key not in cache:
+            m = verts[a] + verts[b]
+            verts.append(m / np.linalg.norm(m))
+            cache[key] = len(verts) - 1
+        return cache[key]
+
     for _ in range(subdivisions):
         cache, out = {}, []
 
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
         for a, b, c in f:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            ab, bc, ca = mid(a, b, cache), mid(b, c, cache), mid(c, a, cache)
             out += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
         f = out
     unit = np.array(verts)

@@ -127,6 +127,33 @@ OutArray mqa_prior(const InArray& q, const InArray& k, const InArray& v,
   return out;
 }
 
+// The projection and image size checks and the output maps shared by the rasterisers; `draw` fills them
+// (GIL released); invalid_argument from it becomes ValueError.
+template <typename Draw>
+nb::tuple rasterise(const InArray& projection, int64_t height, int64_t width, Draw draw) {
+  const float* pp = checked(projection, "projection", 2, "(3, 3)");
+  if (projection.shape(0) != 3 || projection.shape(1) != 3) {
+    throw nb::value_error(("projection must have shape (3, 3), got " + shape_str(projection)).c_str());
+  }
+  if (height < 1 || width < 1 || height > 16384 || width > 16384) {
+    throw nb::value_error(("image size must be within 1..16384 pixels, got " +
+                           std::to_string(height) + "x" + std::to_string(width)).c_str());
+  }
+  const size_t h = static_cast<size_t>(height), w = static_cast<size_t>(width);
+  OutArray depth = new_array({h, w});
+  OutArray normal = new_array({h, w, 3});
+  int32_t* idx = new int32_t[h * w];
+  nb::capsule owner(idx, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
+  nb::ndarray<nb::numpy, int32_t> index(idx, {h, w}, owner);
+  try {
+    nb::gil_scoped_release release;
+    draw(pp, h, w, depth.data(), normal.data(), idx);
+  } catch (const std::invalid_argument& e) {
+    throw nb::value_error(e.what());
+  }
+  return nb::make_tuple(depth, normal, index);
+}
+
 nb::tuple render_spheres(const InArray& spheres, const InArray& projection, int64_t height,
                          int64_t width, float near_mm) {
   const float* sp = checked(spheres, "spheres", 2, "(S, 4)");
@@ -134,27 +161,11 @@ nb::tuple render_spheres(const InArray& spheres, const InArray& projection, int6
     throw nb::value_error(("spheres must have shape (S, 4) (x, y, z, radius), got " +
                            shape_str(spheres)).c_str());
   }
-  const float* pp = checked(projection, "projection", 2, "(3, 3)");
-  if (projection.shape(0) != 3 || projection.shape(1) != 3) {
-    throw nb::value_error(("projection must have shape (3, 3), got " + shape_str(projection)).c_str());
-  }
-  if (height < 1 || width < 1 || height > 16384 || width > 16384) {
-    throw nb::value_error(("image size must be within 1..16384 pixels, got " +
-                           std::to_string(height) + "x" + std::to_string(width)).c_str());
-  }
-  const size_t h = static_cast<size_t>(height), w = static_cast<size_t>(width);
-  OutArray depth = new_array({h, w});
-  OutArray normal = new_array({h, w, 3});
-  int32_t* idx = new int32_t[h * w];
-  nb::capsule owner(idx, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
-  nb::ndarray<nb::numpy, int32_t> index(idx, {h, w}, owner);
-  try {
-    nb::gil_scoped_release release;
-    mobpose::render_spheres(sp, spheres.shape(0), pp, h, w, depth.data(), normal.data(), idx, near_mm);
-  } catch (const std::invalid_argument& e) {
-    throw nb::value_error(e.what());
-  }
-  return nb::make_tuple(depth, normal, index);
+  const size_t count = spheres.shape(0);
+  return rasterise(projection, height, width,
+                   [&](const float* pp, size_t h, size_t w, float* depth, float* normal, int32_t* idx) {
+                     mobpose::render_spheres(sp, count, pp, h, w, depth, normal, idx, near_mm);
+                   });
 }
 
 nb::tuple render_mesh(const InArray& vertices, const InArray& vertex_normals, const InArray& faces,
@@ -162,7 +173,6 @@ nb::tuple render_mesh(const InArray& vertices, const InArray& vertex_normals, co
   const float* v = checked(vertices, "vertices", 2, "(V, 3)");
   const float* vn = checked(vertex_normals, "vertex_normals", 2, "(V, 3)");
   const int32_t* f = checked<int32_t>(faces, "faces", 2, "(F, 3)");
-  const float* pp = checked(projection, "projection", 2, "(3, 3)");
   if (vertices.shape(1) != 3 || vertex_normals.shape(0) != vertices.shape(0) || vertex_normals.shape(1) != 3) {
     throw nb::value_error(("vertices and vertex_normals must both have shape (V, 3), got " +
                            shape_str(vertices) + " and " + shape_str(vertex_normals)).c_str());
@@ -170,27 +180,11 @@ nb::tuple render_mesh(const InArray& vertices, const InArray& vertex_normals, co
   if (faces.shape(1) != 3) {
     throw nb::value_error(("faces must have shape (F, 3) (triangles), got " + shape_str(faces)).c_str());
   }
-  if (projection.shape(0) != 3 || projection.shape(1) != 3) {
-    throw nb::value_error(("projection must have shape (3, 3), got " + shape_str(projection)).c_str());
-  }
-  if (height < 1 || width < 1 || height > 16384 || width > 16384) {
-    throw nb::value_error(("image size must be within 1..16384 pixels, got " +
-                           std::to_string(height) + "x" + std::to_string(width)).c_str());
-  }
-  const size_t h = static_cast<size_t>(height), w = static_cast<size_t>(width);
-  OutArray depth = new_array({h, w});
-  OutArray normal = new_array({h, w, 3});
-  int32_t* idx = new int32_t[h * w];
-  nb::capsule owner(idx, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
-  nb::ndarray<nb::numpy, int32_t> index(idx, {h, w}, owner);
-  try {
-    nb::gil_scoped_release release;
-    mobpose::render_mesh(v, vn, vertices.shape(0), f, faces.shape(0), pp, h, w, depth.data(), normal.data(),
-                         idx, near_mm);
-  } catch (const std::invalid_argument& e) {
-    throw nb::value_error(e.what());
-  }
-  return nb::make_tuple(depth, normal, index);
+  const size_t nv = vertices.shape(0), nf = faces.shape(0);
+  return rasterise(projection, height, width,
+                   [&](const float* pp, size_t h, size_t w, float* depth, float* normal, int32_t* idx) {
+                     mobpose::render_mesh(v, vn, nv, f, nf, pp, h, w, depth, normal, idx, near_mm);
+                   });
 }
 
 // The native PRM. Arrays in and out are float32 mm; the GIL is released while it computes (the object

@@ -220,6 +220,9 @@ def _add_eval(sub) -> None:
     rig.add_argument("--stride", type=int, default=4, help="every Nth frame of the 120 Hz clips (4: 30 fps)")
     rig.add_argument("--calibrate-frames", type=int, default=300,
                      help="frames of the first clip that solve the offsets of the joints H36M places differently")
+    rig.add_argument("--bodies", type=int, default=0,
+                     help="instead, the synthetic engine's retargeting onto its first N mesh body shapes: the IK "
+                          "residual to the retargeted frame (mm) and the bone-direction error to the mocap (deg)")
     prm = which.add_parser("prm", help="a PRM on CMU-17 (noisy ground-truth input)")
     prm.add_argument("checkpoint", help="a .safetensors checkpoint written by 'mobpose train prm'")
     prm.add_argument("--eval-sequences", type=int, default=0, help="only N test sequences (0: all)")
@@ -492,7 +495,12 @@ def _eval(args) -> int:
     if args.what == "rig":
         from .data.mesh_rig import evaluate
 
-        report = evaluate(args.split, args.actions, args.stride, args.calibrate_frames)
+        if args.bodies:
+            from .data.synthetic.mesh_body import evaluate_engine
+
+            report = evaluate_engine(args.split, args.actions, args.stride, args.bodies)
+        else:
+            report = evaluate(args.split, args.actions, args.stride, args.calibrate_frames)
         for row in report.pop("clips"):
             print(json.dumps(row))
         print(json.dumps(report))

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..mesh_rig import RigRetargeter, _frame, _swing, load_body
 from ...skeleton import H36M_17
+from ..mesh_rig import RigRetargeter, _frame, _swing, load_body
 from .body import BOTTOM, EYES, FRONT, HAIR, SHOES, SKIN, TOP, BodyShape
 
-__all__ = ["MeshBodies", "MeshPose", "mesh_bodies", "vertex_normals"]
+__all__ = ["MeshBodies", "MeshPose", "evaluate_engine", "mesh_bodies", "vertex_normals"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class MeshBodies:
         self.faces = self.body.faces.numpy().astype(np.int32)
         self._lock = threading.Lock()
         self._rigs: dict[int, RigRetargeter] = {}
+        self._materials: dict[tuple, np.ndarray] = {}
         # per-vertex region facts from the default body at rest
         weights = self.body.vertex_bone_weights.numpy()
         bones = self.body.vertex_bone_indices.numpy()
@@ -114,7 +115,8 @@ class MeshBodies:
         self.rest_vertices = verts
         self._regions = self._region_masks()
         head = self._regions["head"]
-        band = head & (verts[:, 2] > np.quantile(verts[head, 2], 0.3)) & (verts[:, 2] < np.quantile(verts[head, 2], 0.6))
+        lo, hi = np.quantile(verts[head, 2], [0.3, 0.6])
+        band = head & (verts[:, 2] > lo) & (verts[:, 2] < hi)
         self.nose_vertex = int(np.flatnonzero(band)[np.argmin(verts[band, 1])])  # the face looks to -Y
         self.default = self._anatomical(RigRetargeter(self.body), verts[self.nose_vertex])
         self.fix = self._direction_fix(cal / 1000.0, self.default.rest_joints())
@@ -160,8 +162,11 @@ class MeshBodies:
 
             phenotype = self.phenotype(body_id)
             rig = RigRetargeter(self.body, phenotype)
-            with torch.no_grad():
-                rest = self.body(phenotype_kwargs=rig._phenotype_kwargs(1))["rest_vertices"][0].double().numpy()
+            with torch.no_grad():  # the body's rest model, kept: posing then only skins (anny's forward, split)
+                _, pheno, local, facial = self.body.get_tensor_inputs(None, rig._phenotype_kwargs(1), None, None)
+                rig.rest_model = self.body.get_rest_model(
+                    self.body._get_phenotype_blendshape_coefficients(pheno, local, facial))
+            rest = rig.rest_model["rest_vertices"][0].double().numpy()
             rig = self._anatomical(rig, rest[self.nose_vertex])
             with self._lock:
                 self._rigs[body_id] = rig
@@ -204,7 +209,17 @@ class MeshBodies:
         }
 
     def face_materials(self, shape: BodyShape) -> np.ndarray:
-        """(F,) int32 material of every face for a clothing cut (sleeves, legs, hair, front; as for spheres)."""
+        """(F,) int32 material of every face for a clothing cut (sleeves, legs, hair, front; as for spheres).
+        Kept per cut (read-only)."""
+        key = (int(shape.sleeves), int(shape.legs), int(shape.hair), bool(shape.skirt), int(shape.front))
+        got = self._materials.get(key)
+        if got is None:
+            got = self._face_materials(shape)
+            got.setflags(write=False)
+            self._materials[key] = got
+        return got
+
+    def _face_materials(self, shape: BodyShape) -> np.ndarray:
         r = self._regions
         mat = np.full(len(self.vertex_bone), SKIN, np.int32)
         mat[r["torso"] | r["pelvis"]] = TOP
@@ -257,10 +272,12 @@ class MeshBodies:
             raise ValueError(f"pose_world must be finite with shape (17, 3), got {p.shape}")
         rig = self.rig(int(body_id))
         g, heads = rig.solve(self.retarget_target(p, rig.rest_joints() * 1000.0)[None] / 1000.0)
-        with torch.no_grad():
-            out = rig.body(pose_parameters=rig.pose_parameters(g, heads), pose_parameterization="world-orient",
-                           phenotype_kwargs=rig._phenotype_kwargs(1))
-        verts = out["vertices"][0].double().numpy() * 1000.0
+        with torch.no_grad():  # = rig.body(pose_parameters=..., phenotype_kwargs=...) on the kept rest model
+            rest = rig.rest_model
+            transforms, _ = self.body.get_bone_transforms(rig.pose_parameters(g, heads).to(rest["rest_bone_poses"]),
+                                                          rest["rest_bone_poses"], pose_parameterization="world-orient")
+            verts = self.body.get_skinned_vertices(rest_vertices=rest["rest_vertices"], bone_transforms=transforms)
+        verts = verts[0].double().numpy() * 1000.0
         return MeshPose(joints=rig.joints(g, heads)[0] * 1000.0, vertices=verts,
                         normals=vertex_normals(verts, self.faces), faces=self.faces,
                         face_materials=self.face_materials(shape))
@@ -277,3 +294,57 @@ def mesh_bodies(count: int = 256, seed: int = 0) -> MeshBodies:
     logger.info("loading the mesh bodies (anny, cmu_mb rig; calibrated on %s)", clip.name)
     return MeshBodies(clip.positions[::4][:300], count=count, seed=seed, body=load_body())
 
+
+
+def evaluate_engine(split: str = "test", actions=None, stride: int = 4, bodies: int = 8,
+                    family: MeshBodies | None = None) -> dict:
+    """How faithfully the engine's mesh bodies take the CMU poses of `split` (every `stride`-th frame), over
+    the first `bodies` body shapes (each clip on one body, in turn):
+
+    - ``target_mm``: per joint, the mean distance (mm) from the posed rig's joint to the retargeted frame
+      (:meth:`MeshBodies.retarget_target`: the mocap pose with the body's bone lengths), what inverse
+      kinematics leaves;
+    - ``direction_deg``: per bone (by child joint), the mean angle between the posed body's bone and the
+      mocap's, after the fixed trunk corrections (:attr:`MeshBodies.fix`; the limb bones have none), i.e.
+      how far the body's pose is from the mocap's beyond the two skeletons' different definitions;
+    - ``fix_deg``: the size of each trunk correction.
+    """
+    from ..cmu import load_cmu
+
+    if int(stride) < 1 or int(bodies) < 1:
+        raise ValueError(f"stride and bodies must be >= 1, got {stride}, {bodies}")
+    family = family or mesh_bodies()
+    clips = load_cmu(split=split, actions=actions)
+    pos_err, dir_err, rows = [], [], []
+    for ci, clip in enumerate(clips):
+        body = ci % int(bodies)
+        rig = family.rig(body)
+        rest = rig.rest_joints() * 1000.0
+        frames = clip.positions[:: int(stride)].astype(np.float64)
+        targets = np.stack([family.retarget_target(p, rest) for p in frames])
+        g, heads = rig.solve(targets / 1000.0)
+        joints = rig.joints(g, heads) * 1000.0
+        e = np.linalg.norm(joints - targets, axis=-1)
+        angles = np.zeros((len(frames), 17))
+        for t, (p, q) in enumerate(zip(frames, joints, strict=True)):
+            frame = _frame(p[None, 4], p[None, 1], p[None, 0], p[None, 7])[0]
+            for j, par in enumerate(H36M_17.parents):
+                if par < 0:
+                    continue
+                d = p[j] - p[par]
+                if j in family.fix:
+                    d = frame @ (family.fix[j] @ (frame.T @ d))
+                b = q[j] - q[par]
+                c = np.dot(d, b) / max(np.linalg.norm(d) * np.linalg.norm(b), 1e-12)
+                angles[t, j] = np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+        pos_err.append(e)
+        dir_err.append(angles)
+        rows.append({"clip": f"{clip.split}/{clip.action}/{clip.name}", "body": body, "frames": len(frames),
+                     "target_mm": round(float(e.mean()), 1), "direction_deg": round(float(angles[:, 1:].mean()), 2)})
+    pe, de = np.concatenate(pos_err), np.concatenate(dir_err)
+    fix_deg = {int(j): round(float(np.degrees(np.arccos(np.clip((np.trace(f) - 1) / 2, -1.0, 1.0)))), 1)
+               for j, f in family.fix.items()}
+    return {"clips": rows, "frames": int(len(pe)), "bodies": int(min(bodies, len(clips))),
+            "target_mm": round(float(pe.mean()), 1), "target_mm_per_joint": np.round(pe.mean(0), 1).tolist(),
+            "direction_deg": round(float(de[:, 1:].mean()), 2),
+            "direction_deg_per_bone": np.round(de.mean(0), 2).tolist(), "fix_deg": fix_deg}

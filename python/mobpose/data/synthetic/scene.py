@@ -162,7 +162,8 @@ def _camera_spheres(person: Person, camera: Camera) -> np.ndarray:
     """The person's surface in camera space: spheres (S, 4) x, y, z, radius, or mesh vertices and their
     normals (V, 6)."""
     if person.mesh is not None:
-        return np.concatenate([camera.world_to_camera(person.mesh.vertices), person.mesh.normals @ camera.rotation.T], 1)
+        m = person.mesh
+        return np.concatenate([camera.world_to_camera(m.vertices), m.normals @ camera.rotation.T], 1)
     sp = person.spheres_world.astype(np.float64)
     out = np.empty_like(sp)
     out[:, :3] = camera.world_to_camera(sp[:, :3])
