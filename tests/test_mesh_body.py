@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("anny")
 
+from mobpose import _core  # noqa: E402
 from mobpose.data.cmu import load_cmu  # noqa: E402
 from mobpose.data.synthetic import EngineConfig, make_sample, make_scene  # noqa: E402
 from mobpose.data.synthetic.body import EYES, FRONT, HAIR, SHOES, SKIN, TOP, BodyShape  # noqa: E402
@@ -143,6 +144,12 @@ def test_vertex_normals_point_outwards(family):
     tails = rest["rest_bone_tails"][0].double().numpy()[family.vertex_bone]
     n = vertex_normals(v, family.faces)
     np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-9)
+    # the C++ core's sum (what the engine uses) is the same
+    np.testing.assert_allclose(_core.vertex_normals(v.astype(np.float32), family.faces), n, atol=2e-4)
+    with pytest.raises(ValueError, match="face 0 has vertex index -1"):
+        _core.vertex_normals(v.astype(np.float32), np.full((2, 3), -1, np.int32))
+    with pytest.raises(TypeError, match="faces must be int32"):
+        _core.vertex_normals(v.astype(np.float32), family.faces.astype(np.int64))
     axis = tails - heads
     t = np.clip(((v - heads) * axis).sum(1) / (axis * axis).sum(1), 0, 1)
     away = ((v - (heads + t[:, None] * axis)) * n).sum(1) > 0

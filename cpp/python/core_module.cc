@@ -187,6 +187,23 @@ nb::tuple render_mesh(const InArray& vertices, const InArray& vertex_normals, co
                    });
 }
 
+OutArray vertex_normals(const InArray& vertices, const InArray& faces) {
+  const float* v = checked(vertices, "vertices", 2, "(V, 3)");
+  const int32_t* f = checked<int32_t>(faces, "faces", 2, "(F, 3)");
+  if (vertices.shape(1) != 3 || faces.shape(1) != 3) {
+    throw nb::value_error(("vertices and faces must have shapes (V, 3) and (F, 3), got " + shape_str(vertices) +
+                           " and " + shape_str(faces)).c_str());
+  }
+  OutArray out = new_array({vertices.shape(0), 3});
+  try {
+    nb::gil_scoped_release release;
+    mobpose::vertex_normals(v, vertices.shape(0), f, faces.shape(0), out.data());
+  } catch (const std::invalid_argument& e) {
+    throw nb::value_error(e.what());
+  }
+  return out;
+}
+
 // The native PRM. Arrays in and out are float32 mm; the GIL is released while it computes (the object
 // serialises its own calls).
 void init_prm(mobpose::PRMNative* self, const std::string& path, int64_t num_joints, int64_t num_frames,
@@ -275,6 +292,9 @@ NB_MODULE(_core, m) {
         nb::arg("height"), nb::arg("width"), nb::arg("near_mm") = 10.0f,
         "Nearest-surface rasterisation of camera-space spheres (S, 4) through a 3x3 projection ->\n"
         "(depth (H, W) float32, +inf empty; normal (H, W, 3) float32; index (H, W) int32, -1 empty).");
+  m.def("vertex_normals", &vertex_normals, nb::arg("vertices"), nb::arg("faces"),
+        "Unit vertex normals (V, 3) float32 of a triangle mesh (vertices (V, 3) float32, faces (F, 3) int32):\n"
+        "the area-weighted sum of the adjacent faces' normals, oriented by the winding.");
   m.def("render_mesh", &render_mesh, nb::arg("vertices"), nb::arg("vertex_normals"), nb::arg("faces"),
         nb::arg("projection"), nb::arg("height"), nb::arg("width"), nb::arg("near_mm") = 10.0f,
         "Z-buffer rasterisation of a camera-space triangle mesh (vertices, vertex_normals (V, 3) float32,\n"

@@ -107,6 +107,47 @@ void render_spheres(const float* spheres, size_t count, const float* projection,
   }
 }
 
+namespace {
+
+void check_faces(const int32_t* faces, size_t num_faces, size_t num_vertices) {
+  for (size_t f = 0; f < 3 * num_faces; ++f) {
+    if (faces[f] < 0 || static_cast<size_t>(faces[f]) >= num_vertices) {
+      throw std::invalid_argument("face " + std::to_string(f / 3) + " has vertex index " +
+                                  std::to_string(faces[f]) + " outside 0.." +
+                                  std::to_string(num_vertices - 1));
+    }
+  }
+}
+
+}  // namespace
+
+void vertex_normals(const float* vertices, size_t num_vertices, const int32_t* faces, size_t num_faces,
+                    float* normals) {
+  check_faces(faces, num_faces, num_vertices);
+  std::vector<double> acc(3 * num_vertices, 0.0);
+  for (size_t f = 0; f < num_faces; ++f) {
+    const float* a = vertices + 3 * faces[3 * f];
+    const float* b = vertices + 3 * faces[3 * f + 1];
+    const float* c = vertices + 3 * faces[3 * f + 2];
+    const double e1[3] = {double(b[0]) - a[0], double(b[1]) - a[1], double(b[2]) - a[2]};
+    const double e2[3] = {double(c[0]) - a[0], double(c[1]) - a[1], double(c[2]) - a[2]};
+    const double n[3] = {e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2],
+                         e1[0] * e2[1] - e1[1] * e2[0]};
+    for (int k = 0; k < 3; ++k) {
+      double* o = acc.data() + 3 * faces[3 * f + k];
+      o[0] += n[0];
+      o[1] += n[1];
+      o[2] += n[2];
+    }
+  }
+  for (size_t v = 0; v < num_vertices; ++v) {
+    const double* o = acc.data() + 3 * v;
+    const double len = std::sqrt(o[0] * o[0] + o[1] * o[1] + o[2] * o[2]);
+    const double s = len > 0 ? 1.0 / len : 0.0;
+    for (int k = 0; k < 3; ++k) normals[3 * v + k] = static_cast<float>(o[k] * s);
+  }
+}
+
 void render_mesh(const float* vertices, const float* vertex_normals, size_t num_vertices,
                  const int32_t* faces, size_t num_faces, const float* projection, size_t height,
                  size_t width, float* depth, float* normal, int32_t* index, float near_mm) {
@@ -133,13 +174,7 @@ void render_mesh(const float* vertices, const float* vertex_normals, size_t num_
     sv[k] = (p[3] * x + p[4] * y + p[5] * z) / hz;
     sw[k] = 1.0 / z;
   }
-  for (size_t f = 0; f < 3 * num_faces; ++f) {
-    if (faces[f] < 0 || static_cast<size_t>(faces[f]) >= num_vertices) {
-      throw std::invalid_argument("face " + std::to_string(f / 3) + " has vertex index " +
-                                  std::to_string(faces[f]) + " outside 0.." +
-                                  std::to_string(num_vertices - 1));
-    }
-  }
+  check_faces(faces, num_faces, num_vertices);
   const size_t n = height * width;
   std::fill(depth, depth + n, std::numeric_limits<float>::infinity());
   std::fill(normal, normal + 3 * n, 0.0f);

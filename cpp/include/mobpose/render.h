@@ -32,6 +32,12 @@ void render_spheres(const float* spheres, size_t count, const float* projection,
 // Faces with a vertex closer than `near_mm` to the camera plane are skipped (no clipping).
 // Throws std::invalid_argument on a bad projection, a non-finite vertex or normal, or a face index out
 // of range.
+// Unit vertex normals (num_vertices, 3) of a triangle mesh: the sum of the adjacent faces' cross products
+// (area-weighted, oriented by the winding), normalised; 0 for a vertex no face uses. Throws
+// std::invalid_argument on a face index out of range.
+void vertex_normals(const float* vertices, size_t num_vertices, const int32_t* faces, size_t num_faces,
+                    float* normals);
+
 void render_mesh(const float* vertices, const float* vertex_normals, size_t num_vertices,
                  const int32_t* faces, size_t num_faces, const float* projection, size_t height,
                  size_t width, float* depth, float* normal, int32_t* index, float near_mm = 10.0f);

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import _core
 from ...skeleton import H36M_17
 from ..mesh_rig import RigRetargeter, _frame, _swing, load_body
 from .body import BOTTOM, EYES, FRONT, HAIR, SHOES, SKIN, TOP, BodyShape
@@ -66,7 +67,8 @@ class MeshPose:
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit vertex normals: the area-weighted sum of the adjacent faces' normals."""
+    """(V, 3) unit vertex normals: the area-weighted sum of the adjacent faces' normals (numpy; the engine uses
+    the same sum in the C++ core, ``mobpose._core.vertex_normals``)."""
     v = np.asarray(vertices, np.float64)
     fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
     out = np.empty_like(v)
@@ -278,8 +280,8 @@ class MeshBodies:
                                                           rest["rest_bone_poses"], pose_parameterization="world-orient")
             verts = self.body.get_skinned_vertices(rest_vertices=rest["rest_vertices"], bone_transforms=transforms)
         verts = verts[0].double().numpy() * 1000.0
-        return MeshPose(joints=rig.joints(g, heads)[0] * 1000.0, vertices=verts,
-                        normals=vertex_normals(verts, self.faces), faces=self.faces,
+        normals = _core.vertex_normals(verts.astype(np.float32), self.faces).astype(np.float64)
+        return MeshPose(joints=rig.joints(g, heads)[0] * 1000.0, vertices=verts, normals=normals, faces=self.faces,
                         face_materials=self.face_materials(shape))
 
 
