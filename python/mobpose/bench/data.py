@@ -63,6 +63,15 @@ def run(args: argparse.Namespace, emit: Callable[[str], None]) -> int:
 
     torch.set_num_threads(1)  # a data-loader worker runs single-threaded
     dataset[0]  # warm-up: background photos load once per process
+    if args.bodies == "mesh":  # and every body shape's rig and rest model, built once per worker process
+        from ..data.synthetic.mesh_body import mesh_bodies
+
+        family = mesh_bodies(engine.mesh_count)
+        t0 = time.perf_counter()
+        for body in range(family.count):
+            family.rig(body)
+        put({"bench": "data", "case": "mesh_bodies_built", "bodies": family.count,
+             "seconds": round(time.perf_counter() - t0, 2)})
     times = []
     start = time.perf_counter()
     for i in range(samples):

@@ -45,7 +45,7 @@ __all__ = ["MeshBodies", "MeshPose", "evaluate_engine", "mesh_bodies", "vertex_n
 
 logger = logging.getLogger(__name__)
 
-_PHENOTYPE_RANGES = {  # anny phenotype values (0..1): age 0.5 is 25 years; about 1.45-1.95 m tall
+_PHENOTYPE_RANGES = {  # anny phenotype values (0..1); age 0.5 is its default adult; 1.31-2.04 m tall at rest
     "gender": (0.0, 1.0), "age": (0.5, 0.8), "muscle": (0.0, 1.0), "weight": (0.0, 1.0),
     "height": (0.15, 0.65), "proportions": (0.0, 1.0),
 }
