@@ -192,7 +192,7 @@ class MeshBodies:
         tv = v[torso]
         front = np.zeros(len(v), bool)
         front[torso] = tv[:, 1] < np.median(tv[:, 1])
-        centre_x = np.abs(v[:, 0] - np.median(tv[:, 0])) if len(tv) else np.abs(v[:, 0])
+        centre_x = np.abs(v[:, 0] - np.median(tv[:, 0]))
         chest = np.zeros(len(v), bool)
         chest[torso] = tv[:, 2] > np.quantile(tv[:, 2], 0.45)
         neck = part("Neck", "Neck1")
@@ -327,18 +327,12 @@ def evaluate_engine(split: str = "test", actions=None, stride: int = 4, bodies: 
         g, heads = rig.solve(targets / 1000.0)
         joints = rig.joints(g, heads) * 1000.0
         e = np.linalg.norm(joints - targets, axis=-1)
+        # the retargeted frame's bones have the mocap's directions, trunk bones turned by the fix
+        parents = np.array(H36M_17.parents[1:])
+        d, b = targets[:, 1:] - targets[:, parents], joints[:, 1:] - joints[:, parents]
+        c = (d * b).sum(-1) / np.maximum(np.linalg.norm(d, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
         angles = np.zeros((len(frames), 17))
-        for t, (p, q) in enumerate(zip(frames, joints, strict=True)):
-            frame = _frame(p[None, 4], p[None, 1], p[None, 0], p[None, 7])[0]
-            for j, par in enumerate(H36M_17.parents):
-                if par < 0:
-                    continue
-                d = p[j] - p[par]
-                if j in family.fix:
-                    d = frame @ (family.fix[j] @ (frame.T @ d))
-                b = q[j] - q[par]
-                c = np.dot(d, b) / max(np.linalg.norm(d) * np.linalg.norm(b), 1e-12)
-                angles[t, j] = np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+        angles[:, 1:] = np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
         pos_err.append(e)
         dir_err.append(angles)
         rows.append({"clip": f"{clip.split}/{clip.action}/{clip.name}", "body": body, "frames": len(frames),
