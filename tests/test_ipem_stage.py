@@ -145,6 +145,11 @@ def test_ipem_clips_feed_stage_two(tmp_path):
                         progress=False)
     assert files[0].stat().st_mtime_ns == stamp  # read from the cache, not recomputed
     np.testing.assert_array_equal(first[0][4], second[0][4])
+    # renders of the other kind of body are other clips (other joints even): never read from that cache
+    spheres = ipem_clips(str(ckpt), "train", str(tmp_path / "cache"), cameras="random", views=1, max_sequences=1,
+                         progress=False, bodies="spheres")
+    assert len(list((tmp_path / "cache").glob("ipem_train_*.npz"))) == 2
+    assert not np.allclose(spheres[0][3], first[0][3])
 
     data = PRMDataConfig(views=1, max_sequences=1, ipem=str(ckpt))
     summary = train_prm(str(tmp_path / "prm"), model_name="prm_test", data=data,

@@ -226,12 +226,12 @@ def test_engine_retargeting_report(family):
         evaluate_engine("test", ["walking"], stride=0, family=family)
 
 
-def test_bench_data_quick_with_mesh_bodies():
+def test_bench_data_quick_draws_mesh_bodies_by_default():
     import json
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "mobpose.bench", "data", "--quick", "--threads", "1", "--bodies", "mesh"],
+    r = subprocess.run([sys.executable, "-m", "mobpose.bench", "data", "--quick", "--threads", "1"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]

@@ -362,10 +362,10 @@ def test_contact_sheet_cli(tmp_path):
     assert r.returncode == 2 and "could not write" in r.stderr
 
 
-def test_bench_data_quick():
-    r = subprocess.run([sys.executable, "-m", "mobpose.bench", "data", "--quick", "--threads", "1"],
-                       capture_output=True, text=True, timeout=300)
+def test_bench_data_quick_with_sphere_bodies():
+    r = subprocess.run([sys.executable, "-m", "mobpose.bench", "data", "--quick", "--threads", "1",
+                        "--bodies", "spheres"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    assert [x["case"] for x in lines] == ["engine", "train_step"]
+    assert [x["case"] for x in lines] == ["engine", "train_step"] and lines[0]["bodies"] == "spheres"
     assert lines[0]["images_per_s"] > 0 and lines[1]["engine_over_training"] > 0

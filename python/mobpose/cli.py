@@ -42,6 +42,13 @@ def _add_run_args(p, *, epochs: int, batch_size: int, views: int) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
 
 
+def _bodies_arg(p, help: str) -> None:
+    """--bodies: the synthetic engine's people (the default is the engine's, `EngineConfig.bodies`)."""
+    from .data.synthetic.scene import DEFAULT_BODIES
+
+    p.add_argument("--bodies", choices=("mesh", "spheres"), default=DEFAULT_BODIES, help=help)
+
+
 def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train a model (resumable: run again with the same --out)")
     which = train.add_subparsers(dest="what", required=True)
@@ -70,6 +77,7 @@ def _add_train(sub) -> None:
     prm.add_argument("--mix-noisy-gt", action="store_true",
                      help="with --ipem: train on its outputs and on noisy ground truth together, validated on "
                           "both protocols (the recipe of the shipped PRM)")
+    _bodies_arg(prm, "with --ipem: the rendered clips' people, skinned MakeHuman meshes (default) or sphere bodies")
 
 
     ipem = which.add_parser("ipem", help="stage 1: the IPEM (ConvNeXtPose) on synthetic renders of CMU poses")
@@ -91,9 +99,8 @@ def _add_train(sub) -> None:
                       help="share of real LSPET train crops (2D targets only) among each epoch's items (default 0)")
     ipem.add_argument("--lspet", default=None,
                       help="the LSPET folder (default $MOBPOSE_LSPET_DIR or ../shared/data/lspet)")
-    ipem.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
-                      help="synthetic people: sphere bodies, or skinned MakeHuman meshes (needs mobpose[mesh]); "
-                           "the held-out validation renders use the same")
+    _bodies_arg(ipem, "the synthetic people: skinned MakeHuman meshes (default) or sphere bodies; the held-out "
+                      "validation renders use the same")
     ipem.add_argument("--workers", type=int, default=1, help="data-loader processes rendering ahead")
     ipem.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ipem.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke runs)")
@@ -214,7 +221,7 @@ def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a protocol")
     which = ev.add_subparsers(dest="what", required=True)
     rig = which.add_parser("rig", help="CMU-17 retargeted onto anny's cmu_mb mesh rig: the joint residual "
-                                       "(needs pip install 'mobpose[mesh]')")
+                                       "(needs anny: pip install 'mobpose[train]')")
     rig.add_argument("--split", default="test", choices=("train", "test"), help="the CMU split (default test)")
     rig.add_argument("--actions", nargs="*", default=None, help="CMU actions (default: all of the split)")
     rig.add_argument("--stride", type=int, default=4, help="every Nth frame of the 120 Hz clips (4: 30 fps)")
@@ -234,14 +241,14 @@ def _add_eval(sub) -> None:
                           "(the 4 protocol cameras) instead of noisy ground truth: the PRM's gain over the IPEM")
     prm.add_argument("--cache", default="runs/ipem_clip_cache",
                      help="where the IPEM clip predictions are cached (a `train prm --ipem` run folder has its own)")
+    _bodies_arg(prm, "with --ipem: the rendered clips' people, skinned MakeHuman meshes (default) or sphere bodies")
     ipem = which.add_parser("ipem", help="an IPEM on held-out synthetic renders of the CMU test split")
     ipem.add_argument("model", help="a shipped name (mobpose weights list) or a .safetensors checkpoint")
     ipem.add_argument("--samples", type=int, default=1024, help="renders (fixed seed, frames spread over the split)")
     ipem.add_argument("--softargmax", choices=("taylor", "taylor_clamped", "exact"), default=None,
                       help="swap the soft-argmax form (default: the one it was trained with)")
     ipem.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
-    ipem.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
-                      help="the rendered people: sphere bodies (default) or skinned MakeHuman meshes (mobpose[mesh])")
+    _bodies_arg(ipem, "the rendered people: skinned MakeHuman meshes (default) or sphere bodies")
     ipem.add_argument("--json", default=None, help="also write the report as JSON here")
     photos = which.add_parser("photos", help="an IPEM on real photographs of people (drawn, no ground truth)")
     photos.add_argument("model", help="a shipped name or a .safetensors checkpoint")
@@ -311,7 +318,8 @@ def _train(args) -> int:
             raise SystemExit(f"mobpose train prm: --noise-levels must be comma-separated numbers, "
                              f"got {args.noise_levels!r}") from None
         data = PRMDataConfig(views=args.views, stride=args.stride, max_sequences=args.max_sequences, seed=args.seed,
-                             ipem=args.ipem or "", noise_levels=levels, mix_noisy=args.mix_noisy_gt)
+                             ipem=args.ipem or "", noise_levels=levels, mix_noisy=args.mix_noisy_gt,
+                             bodies=args.bodies)
         train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=0.1,
                             schedule="cosine", warmup_epochs=min(0.5, args.epochs / 4), min_lr=1e-5,
                             grad_clip=1.0, seed=args.seed, max_steps=args.max_steps)
@@ -522,8 +530,9 @@ def _eval(args) -> int:
 
             # the same arguments as `train prm --ipem` uses for its test clips, so its cache is shared
             clips = ipem_clips(_checkpoint_path(args.ipem), "test", args.cache, cameras="protocol", fps=30.0, seed=0,
-                               max_sequences=args.eval_sequences, progress=True)
-            print(f"input: IPEM {args.ipem} on rendered CMU-17 test clips ({len(clips)} clip views)")
+                               max_sequences=args.eval_sequences, progress=True, bodies=args.bodies)
+            print(f"input: IPEM {args.ipem} on rendered CMU-17 test clips ({len(clips)} clip views, "
+                  f"{args.bodies} bodies)")
         else:
             clips = protocol_set(max_sequences=args.eval_sequences, h36m_3d=args.h36m_3d)
         report = evaluate_prm(model, clips, progress=True)
@@ -605,8 +614,7 @@ def _add_synth(sub) -> None:
                        help="training crops (augmented), evaluation crops, full images, multi-person scenes")
     sheet.add_argument("--split", choices=("train", "test"), default="train", help="CMU split the poses come from")
     sheet.add_argument("--seed", type=int, default=0, help="seeds the poses, cameras and looks drawn (default 0)")
-    sheet.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
-                       help="sphere bodies or skinned MakeHuman meshes (needs mobpose[mesh])")
+    _bodies_arg(sheet, "skinned MakeHuman meshes (default) or sphere bodies")
 
 
 def _synth(args) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..data.synthetic.scene import DEFAULT_BODIES
 from .timing import time_call
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=5, help="timed training steps per thread count")
     p.add_argument("--threads", default="1,all", help="comma list of torch thread counts; 'all' = every core")
-    p.add_argument("--bodies", choices=("spheres", "mesh"), default="spheres",
-                   help="the engine's people: sphere bodies or skinned MakeHuman meshes (mobpose[mesh])")
+    p.add_argument("--bodies", choices=("mesh", "spheres"), default=DEFAULT_BODIES,
+                   help="the engine's people: skinned MakeHuman meshes (default) or sphere bodies")
     p.add_argument("--quick", action="store_true", help="smoke run: few samples, the test model, tiny batches")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
 

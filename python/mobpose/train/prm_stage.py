@@ -34,6 +34,7 @@ import torch
 
 from ..data import EstimatorNoise, corrupt, load_cmu, make_views, protocol_cameras, random_bone_scale, random_camera
 from ..data.motion import resample
+from ..data.synthetic.scene import DEFAULT_BODIES
 from ..losses import prm_loss
 from ..models import create_model
 from ..models.prm import PRM, config_dict
@@ -66,6 +67,7 @@ class PRMDataConfig:
     ipem: str = ""  # an IPEM checkpoint: train and evaluate on its outputs instead of noisy ground truth
     noise_levels: tuple[float, ...] = (1.0,)  # factors on the noise's sizes, one drawn per training window
     mix_noisy: bool = False  # with `ipem`: also the noisy-ground-truth windows (the mixed recipe)
+    bodies: str = DEFAULT_BODIES  # with `ipem`: the people of the rendered clips ("mesh" or "spheres")
 
     def __post_init__(self) -> None:
         levels = tuple(float(v) for v in self.noise_levels)
@@ -311,10 +313,11 @@ def train_prm(
         from .ipem_stage import ipem_clips
 
         train_clips = ipem_clips(data.ipem, "train", out_dir, cameras="random", views=data.views, fps=data.fps,
-                                 seed=data.seed, max_sequences=data.max_sequences, progress=progress)
+                                 seed=data.seed, max_sequences=data.max_sequences, progress=progress,
+                                 bodies=data.bodies)
         dataset = build_ipem_training_set(train_clips, data, cfg.num_frames, cfg.causal)
         clips = ipem_clips(data.ipem, "test", out_dir, cameras="protocol", fps=data.fps, seed=0,
-                           max_sequences=eval_sequences, progress=progress)
+                           max_sequences=eval_sequences, progress=progress, bodies=data.bodies)
         if data.mix_noisy:
             return _train_mixed(out_dir, model, model_name, dataset, clips, data, train, eval_sequences, val_stride,
                                 progress)

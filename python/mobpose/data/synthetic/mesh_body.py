@@ -24,7 +24,7 @@ appearance, backgrounds, occluders, augmentations) is shared. What differs:
   its position along that bone (sleeve and trouser length) and, on the head and torso, its place in the
   rest pose (hairline, the front of the top). :class:`.body.BodyShape` chooses the cut, as for spheres.
 
-anny is an optional dependency (``pip install 'mobpose[mesh]'``).
+anny comes with the train extra (``pip install 'mobpose[train]'``).
 """
 
 from __future__ import annotations

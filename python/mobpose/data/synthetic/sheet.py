@@ -12,7 +12,7 @@ import numpy as np
 from ...viz import draw_skeleton, grid
 from ..cmu import load_cmu
 from .dataset import pose_pool
-from .scene import EngineConfig, make_sample, make_scene
+from .scene import DEFAULT_BODIES, EngineConfig, make_sample, make_scene
 
 __all__ = ["contact_sheet", "write_contact_sheet"]
 
@@ -22,11 +22,11 @@ KINDS = ("crops", "eval", "images", "scenes")
 
 
 def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed: int = 0,
-                  bodies: str = "spheres") -> np.ndarray:
+                  bodies: str = DEFAULT_BODIES) -> np.ndarray:
     """An RGB uint8 sheet of `count` samples drawn from `poses` (N, 17, 3) world mm.
 
     kind: 'crops' (training crops, augmented), 'eval' (evaluation crops), 'images' (full camera
-    images of one person, cut to the person's box), 'scenes' (2-6 people). bodies: 'spheres' or 'mesh'.
+    images of one person, cut to the person's box), 'scenes' (2-6 people). bodies: 'mesh' or 'spheres'.
     Hollow joints are labelled not visible.
     """
     if kind not in KINDS:
@@ -60,7 +60,7 @@ def contact_sheet(poses: np.ndarray, count: int = 24, kind: str = "crops", seed:
 
 
 def write_contact_sheet(out: str | os.PathLike, count: int = 24, kind: str = "crops", split: str = "train",
-                        seed: int = 0, bodies: str = "spheres") -> dict:
+                        seed: int = 0, bodies: str = DEFAULT_BODIES) -> dict:
     """Renders a contact sheet of CMU `split` poses and writes it as PNG; returns a summary dict."""
     start = time.perf_counter()
     sheet = contact_sheet(pose_pool(load_cmu(split=split)), count, kind, seed, bodies)
