@@ -71,8 +71,10 @@ def test_shipped_engines_match_torch_per_crop():
     for engine in (B.TFLiteIPEM(ipem), B.NativeIPEM(ipem)):
         for crop in crops:
             (xyz, conf), (rx, rc) = engine(crop), ref(crop)
-            # float16 folded weights: 1.2e-3 bins measured (a float32 export: 1.6e-4)
-            assert np.abs(xyz - rx).max() < 5e-3 and np.abs(conf - rc).max() < 1e-5, engine.name
+            # float16 folded weights: 1.2e-3 bins measured with the sphere-trained ipem-mnv2 (a float32 export:
+            # 1.6e-4); the mesh-trained one of issue 18: 1.8e-3 on the noise crops and 8.1e-3 (0.065 px) on the
+            # flat grey one, where no person gives a flat heatmap whose soft-argmax moves most
+            assert np.abs(xyz - rx).max() < 1.5e-2 and np.abs(conf - rc).max() < 1e-5, engine.name
     prm = B.model_ref("prm-causal", "prm")
     torch_prm, tfl, nat = B.TorchPRM(prm), B.TFLitePRM(prm), B.NativePRMEngine(prm)
     for _ in range(5):
